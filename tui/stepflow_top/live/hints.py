@@ -1,0 +1,96 @@
+"""Hints that the store may have changed: watchfiles events, else a timer.
+
+A hint is only a hint: the refresher confirms it with ``PRAGMA data_version`` before
+it queries anything. Watching is non-recursive on the database folder (a commit
+modifies ``-wal``, a checkpoint the database file; ``-shm`` is never reported,
+SQLITE_WAL.md §7) plus any extra folders a view asks for (an open execution's log
+folder). ``debounce=200, step=10`` gives 10-15 ms from commit to hint (§7).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import watchfiles
+
+WATCH_DEBOUNCE_MS = 200
+WATCH_STEP_MS = 10
+MISSING_DIR_RETRY_S = 1.0
+
+
+class Hints:
+    """An async source of "something may have changed" hints.
+
+    ``await wait()`` returns ``"event"`` after a filesystem event, ``"timer"`` when
+    ``fallback`` seconds passed with none (it covers missed events), or, with
+    ``poll`` set, ``"timer"`` every ``poll`` seconds and never ``"event"`` (for
+    filesystems without inotify). Call ``start()`` inside a running event loop and
+    ``stop()`` when done.
+    """
+
+    def __init__(
+        self, folders: list[Path], *, fallback: float = 5.0, poll: float | None = None
+    ) -> None:
+        self.folders = list(folders)
+        self.fallback = fallback
+        self.poll = poll
+        self._changed = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    @property
+    def interval(self) -> float:
+        """Seconds between timer hints."""
+        return self.poll if self.poll is not None else self.fallback
+
+    def start(self) -> None:
+        if self.poll is None and self._task is None:
+            self._task = asyncio.create_task(self._watch())
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._changed.set()
+
+    def set_folders(self, folders: list[Path]) -> None:
+        """Watch these folders from now on (restarts the watcher when they differ)."""
+        if list(folders) == self.folders:
+            return
+        self.folders = list(folders)
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+            self.start()
+
+    async def wait(self) -> str:
+        """Wait for the next hint; see the class docstring for the values."""
+        try:
+            await asyncio.wait_for(self._changed.wait(), timeout=self.interval)
+        except asyncio.TimeoutError:
+            return "timer"
+        self._changed.clear()
+        return "stopped" if self._stop.is_set() else "event"
+
+    async def _watch(self) -> None:
+        while not self._stop.is_set():
+            existing = [str(f) for f in self.folders if f.is_dir()]
+            if not existing:
+                await asyncio.sleep(MISSING_DIR_RETRY_S)
+                continue
+            try:
+                async for _changes in watchfiles.awatch(
+                    *existing,
+                    recursive=False,
+                    debounce=WATCH_DEBOUNCE_MS,
+                    step=WATCH_STEP_MS,
+                    stop_event=self._stop,
+                ):
+                    self._changed.set()
+                    if len(existing) < len(self.folders) and any(
+                        f.is_dir() for f in self.folders if str(f) not in existing
+                    ):
+                        break  # a folder we wait for appeared: watch it too
+            except (FileNotFoundError, OSError):
+                # A watched folder was removed (the store was deleted): wait for it.
+                self._changed.set()
+                await asyncio.sleep(MISSING_DIR_RETRY_S)

@@ -1,0 +1,89 @@
+"""One refresh: confirm a change with ``data_version``, then run bounded queries.
+
+The Refresher owns a StoreReader (one read-only connection) and is driven from
+one thread at a time (a Textual thread worker, or the ``--once``/``--events`` loop).
+It returns immutable ``StoreSnapshot``s that a view diffs against what it shows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..store.connection import StoreUnavailable
+from ..store.locate import StorePaths
+from ..store.models import Counts, Execution, ExecutionDetail, Status
+from ..store.queries import StoreReader
+
+
+@dataclass(frozen=True)
+class ViewRequest:
+    """What the screens show, and so what a refresh must read.
+
+    ``limit`` executions, newest first, matching ``text`` and effective ``status``;
+    ``execution_id`` is the execution whose detail screen is open, if any.
+    """
+
+    limit: int = 100
+    text: str = ""
+    status: Status | None = None
+    execution_id: str | None = None
+
+
+@dataclass(frozen=True)
+class StoreSnapshot:
+    """What one refresh read; ``error`` is set (and the rest empty) when the store
+    could not be read. ``taken_at`` is local naive time."""
+
+    taken_at: datetime
+    request: ViewRequest
+    data_version: int = -1
+    journal_mode: str = "?"
+    counts: Counts = Counts()
+    executions: tuple[Execution, ...] = ()
+    detail: ExecutionDetail | None = None
+    error: str | None = None
+
+
+class Refresher:
+    """Reads snapshots of one store; see the module docstring."""
+
+    def __init__(self, paths: StorePaths, *, stall_after: float = 60.0) -> None:
+        self.reader = StoreReader(paths, stall_after=stall_after)
+        self._last: tuple[int, ViewRequest] | None = None
+
+    def refresh(
+        self, request: ViewRequest, now: datetime, *, force: bool = False
+    ) -> StoreSnapshot | None:
+        """A new snapshot, or None when neither the data nor the request changed
+        since the previous one (and ``force`` is false). Never raises for a store
+        that cannot be read: the snapshot's ``error`` says why."""
+        reader = self.reader
+        try:
+            if reader.conn is None:
+                reader.open()
+            version = reader.data_version()
+            if not force and self._last == (version, request):
+                return None
+            executions = reader.executions(
+                now, limit=request.limit, text=request.text or None, status=request.status
+            )
+            counts = reader.counts(now)
+            detail = reader.detail(request.execution_id) if request.execution_id else None
+        except StoreUnavailable as exc:
+            reader.close()
+            self._last = None
+            return StoreSnapshot(now, request, error=str(exc))
+        self._last = (version, request)
+        return StoreSnapshot(
+            taken_at=now,
+            request=request,
+            data_version=version,
+            journal_mode=reader.journal_mode,
+            counts=counts,
+            executions=tuple(executions),
+            detail=detail,
+        )
+
+    def close(self) -> None:
+        self.reader.close()
