@@ -32,7 +32,7 @@ def connect_readonly(database: Path, *, timeout: float = 1.0) -> sqlite3.Connect
     read-only directory without ``-wal``/``-shm``, not a database).
     """
     if not database.exists():
-        raise StoreUnavailable(f"no database at {database} (waiting for it to be created)")
+        raise StoreUnavailable(f"no database at {database}")
     uri = "file:" + quote(str(database.absolute())) + "?mode=ro"
     try:
         conn = sqlite3.connect(
@@ -70,7 +70,7 @@ def explain(exc: sqlite3.Error, database: Path) -> str:
         return f"{database} is not a readable SQLite database ({text}); run stepflow-top --check"
     if "unable to open" in text or "CANTOPEN" in code:
         if not database.exists():
-            return f"no database at {database} (waiting for it to be created)"
+            return f"no database at {database}"
         return f"cannot open {database} ({text}): check read permission on the file and its folder"
     if "no such table" in text or "no such column" in text:
         return f"{database} does not look like a StepFlow store ({text})"

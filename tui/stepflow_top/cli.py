@@ -1,0 +1,266 @@
+"""Command line: picks a mode (TUI, --once, --events, --demo, --demo-writer, --check)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+from . import __version__, formatting
+from .live.changes import ChangeTracker
+from .live.hints import Hints
+from .live.refresher import Refresher, StoreSnapshot, ViewRequest
+from .store.connection import StoreUnavailable
+from .store.locate import StorePaths, locate_store
+from .store.models import DEFAULT_STALL_AFTER, Status
+from .store.queries import StoreReader
+from .store.text import literal
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stepflow-top",
+        description="A live, read-only monitor of a StepFlow Monitor store.",
+        epilog="PATH is a storage root, its database/ folder or the .db file "
+        "(default: $STEPFLOW_STORAGE_PATH, else ./storage).",
+    )
+    parser.add_argument("path", nargs="?", metavar="PATH")
+    modes = parser.add_mutually_exclusive_group()
+    modes.add_argument("--once", action="store_true", help="print one snapshot and exit")
+    modes.add_argument("--events", action="store_true", help="print changes as JSON lines")
+    modes.add_argument("--demo", action="store_true",
+                       help="run a simulated StepFlow writer in a temporary folder and watch it")
+    modes.add_argument("--demo-writer", metavar="DIR", type=Path,
+                       help="only run the simulated writer, creating DIR as a storage root")
+    parser.add_argument("--json", action="store_true", help="with --once: machine-readable output")
+    parser.add_argument("--limit", type=int, default=100, metavar="N",
+                        help="with --once: at most N executions, newest first (default 100)")
+    parser.add_argument("--seconds", type=float, metavar="S",
+                        help="with --events or --demo-writer: stop after S seconds")
+    parser.add_argument("--speed", type=float, default=1.0, metavar="X",
+                        help="with --demo/--demo-writer: run the simulated scripts X times faster")
+    parser.add_argument("--poll", type=float, nargs="?", const=1.0, metavar="SECONDS",
+                        help="poll every SECONDS (default 1) instead of watching for file "
+                        "events, for filesystems without inotify")
+    parser.add_argument("--refresh", type=float, default=5.0, metavar="SECONDS",
+                        help="fallback refresh interval when file events are used (default 5)")
+    parser.add_argument("--stall-after", type=float, default=DEFAULT_STALL_AFTER,
+                        metavar="SECONDS", help="a run between steps with no change for this "
+                        f"long is shown as stalled (default {DEFAULT_STALL_AFTER:g})")
+    parser.add_argument("--bell", action="store_true",
+                        help="ring the terminal bell when an execution fails")
+    parser.add_argument("--version", action="version", version=f"stepflow-top {__version__}")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.limit < 1:
+        return _fail("--limit must be at least 1")
+    try:
+        if args.demo_writer is not None:
+            from .demo import writer
+
+            return writer.main(_writer_argv(args.demo_writer, args))
+        if args.demo:
+            return run_demo(args)
+        paths = locate_store(args.path)
+        if args.once:
+            return run_once(paths, args)
+        if args.events:
+            return asyncio.run(run_events(paths, args))
+        return run_app(paths, args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # Output piped into `head` and closed: not an error for the user.
+        sys.stderr.close()
+        return 0
+
+
+def _fail(message: str) -> int:
+    print(f"stepflow-top: {message}", file=sys.stderr)
+    return 2
+
+
+def _writer_argv(root: Path, args: argparse.Namespace) -> list[str]:
+    argv = [str(root), "--speed", str(args.speed)]
+    if args.seconds is not None:
+        argv += ["--seconds", str(args.seconds)]
+    return argv
+
+
+# -- --once ----------------------------------------------------------------
+def run_once(paths: StorePaths, args: argparse.Namespace) -> int:
+    """Print one snapshot; exit 0, or 2 with one line when the store cannot be read."""
+    refresher = Refresher(paths, stall_after=args.stall_after)
+    try:
+        snapshot = refresher.refresh(ViewRequest(limit=args.limit), datetime.now(), force=True)
+    finally:
+        refresher.close()
+    if snapshot.error:
+        return _fail(snapshot.error)
+    if args.json:
+        print(json.dumps(snapshot_json(paths, snapshot, args.stall_after), indent=2))
+    else:
+        print(snapshot_text(paths, snapshot, args.stall_after))
+    return 0
+
+
+def snapshot_json(paths: StorePaths, snapshot: StoreSnapshot, stall_after: float) -> dict:
+    """The ``--once --json`` document (see README "Modes")."""
+    now = snapshot.taken_at
+    counts = snapshot.counts
+    return {
+        "store": {
+            "root": str(paths.root),
+            "database": str(paths.database),
+            "journal_mode": snapshot.journal_mode,
+        },
+        "counts": {
+            "executions": counts.executions,
+            "steps": counts.steps,
+            "artifacts": counts.artifacts,
+            "by_status": counts.by_status,
+        },
+        "executions": [
+            {
+                "id": e.id,
+                "name": e.name,
+                "status": e.effective_status(now, stall_after).value,
+                "stored_status": e.stored_status,
+                "user": e.user_name,
+                "created_at": e.created_at_text,
+                "started_at": e.started_at_text,
+                "completed_at": e.completed_at_text,
+                "duration_s": _round(e.duration(now)),
+                "steps_total": e.progress[1],
+                "steps_finished": e.progress[0],
+                "current_step": e.current_step,
+                "exit_code": e.exit_code,
+            }
+            for e in snapshot.executions
+        ],
+    }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def snapshot_text(paths: StorePaths, snapshot: StoreSnapshot, stall_after: float) -> str:
+    now = snapshot.taken_at
+    counts = snapshot.counts
+    by_status = "  ".join(
+        f"{Status(word).label if word in Status._value2member_map_ else word} {n}"
+        for word, n in sorted(counts.by_status.items())
+    )
+    lines = [
+        f"{paths.database}  journal={snapshot.journal_mode}  "
+        f"executions={counts.executions} steps={counts.steps} artifacts={counts.artifacts}",
+        by_status,
+        "",
+        f"{'STATUS':<12} {'NAME':<24} {'USER':<10} {'STARTED':<14} {'DURATION':>8} "
+        f"{'STEPS':>5}  {'CURRENT STEP':<22} {'EXIT':>4}",
+    ]
+    for e in snapshot.executions:
+        status = e.effective_status(now, stall_after)
+        exit_code = "" if e.exit_code is None else str(e.exit_code)
+        lines.append(
+            f"{status.label:<12} {_cut(e.name, 24):<24} {_cut(e.user_name, 10):<10} "
+            f"{formatting.clock_time(e.start, now):<14} "
+            f"{formatting.duration(e.duration(now)):>8} "
+            f"{formatting.progress(*e.progress):>5}  {_cut(e.current_step, 22):<22} {exit_code:>4}"
+        )
+    return "\n".join(lines)
+
+
+def _cut(value: str | None, width: int) -> str:
+    text = literal(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# -- --events --------------------------------------------------------------
+async def run_events(paths: StorePaths, args: argparse.Namespace) -> int:
+    """Print one JSON line per observed change until interrupted or --seconds pass."""
+    deadline = None if args.seconds is None else time.monotonic() + args.seconds
+    reader = StoreReader(paths, stall_after=args.stall_after)
+    hints = Hints([paths.database_dir], fallback=args.refresh, poll=args.poll)
+    hints.start()
+    tracker = ChangeTracker(reader)
+    started = False
+    waiting_said = False
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            try:
+                if not started:
+                    reader.open()
+                    tracker.start(datetime.now())
+                    started = True
+                else:
+                    for event in tracker.poll(datetime.now()):
+                        print(json.dumps(event), flush=True)
+            except StoreUnavailable as exc:
+                reader.close()
+                started = False
+                if not waiting_said:
+                    print(f"stepflow-top: {exc}", file=sys.stderr, flush=True)
+                    waiting_said = True
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                await asyncio.wait_for(hints.wait(), timeout=remaining)
+            except asyncio.TimeoutError:
+                break
+    finally:
+        hints.stop()
+        reader.close()
+    return 0
+
+
+# -- TUI and demo ------------------------------------------------------------
+def run_app(paths: StorePaths, args: argparse.Namespace) -> int:
+    from .ui.app import StepflowTop
+
+    app = StepflowTop(
+        paths,
+        poll=args.poll,
+        fallback=args.refresh,
+        stall_after=args.stall_after,
+        bell=args.bell,
+    )
+    app.run()
+    return app.return_code or 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Run the simulated writer in a child process in a temporary storage root,
+    watch it, and remove the folder on exit."""
+    root = Path(tempfile.mkdtemp(prefix="stepflow-demo-"))
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "stepflow_top.demo.writer", str(root), "--speed", str(args.speed)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        return run_app(locate_store(root), args)
+    finally:
+        writer.terminate()
+        try:
+            writer.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            writer.kill()
+            writer.wait()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""Short human forms for durations, times and sizes, shared by the CLI and the UI."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import humanize
+
+
+def duration(seconds: float | None) -> str:
+    """Compact duration for a table cell: ``0.4s``, ``12s``, ``3m05s``, ``2h03m``, ``4d02h``."""
+    if seconds is None:
+        return "—"
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"
+
+
+def clock_time(value: datetime | None, now: datetime) -> str:
+    """``19:55:36`` today, ``Nov 20 19:55`` on another day, ``—`` for None."""
+    if value is None:
+        return "—"
+    if value.date() == now.date():
+        return value.strftime("%H:%M:%S")
+    return value.strftime("%b %d %H:%M")
+
+
+def ago(value: datetime | None, now: datetime) -> str:
+    """``3 minutes ago`` (humanize), ``—`` for None."""
+    if value is None:
+        return "—"
+    return humanize.naturaltime(now - value)
+
+
+def size(n_bytes: int | None) -> str:
+    """``4.1 MiB`` style (humanize, binary units); ``—`` for None."""
+    if n_bytes is None:
+        return "—"
+    return humanize.naturalsize(n_bytes, binary=True)
+
+
+def progress(done: int, known: int) -> str:
+    """``1/2`` finished over known steps; ``—`` when no step is known."""
+    return f"{done}/{known}" if known else "—"
