@@ -1,0 +1,65 @@
+"""The store bar at the top of every screen."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+from ..store.models import Status
+from ..store.text import literal
+
+STATUS_STYLES = {
+    Status.RUNNING: "bold cyan",
+    Status.STALLED: "bold yellow",
+    Status.PENDING: "dim",
+    Status.COMPLETED: "green",
+    Status.FAILED: "bold red",
+    Status.CANCELLED: "magenta",
+    Status.UNKNOWN: "",
+}
+STEP_STYLES = {"running": "bold cyan", "completed": "green", "failed": "bold red", "pending": "dim"}
+BAR_ORDER = (Status.RUNNING, Status.STALLED, Status.PENDING, Status.FAILED, Status.COMPLETED,
+             Status.CANCELLED, Status.UNKNOWN)
+
+
+class StoreBar(Static):
+    """Store path, journal mode, LIVE/PAUSED badge, counts by effective status, and
+    any warning or error. It watches the app's ``snapshot`` and ``paused``."""
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "snapshot", self._redraw)
+        self.watch(self.app, "paused", self._redraw)
+
+    def _redraw(self, _value=None) -> None:
+        app = self.app
+        snapshot = app.snapshot
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append("stepflow-top ", "bold")
+        if app.paused:
+            text.append(" ⏸ PAUSED ", "reverse bold yellow")
+        else:
+            text.append(" ● LIVE ", "reverse bold green")
+        text.append(f"  {literal(app.paths.database)}")
+        if snapshot is not None and not snapshot.error:
+            text.append(f"  journal={snapshot.journal_mode}")
+        text.append("\n")
+        if snapshot is None:
+            text.append("reading…", "dim")
+        elif snapshot.error:
+            text.append(f"✗ {literal(snapshot.error)} — retrying", "bold red")
+        else:
+            counts = snapshot.counts
+            text.append(f"{counts.executions} executions")
+            for status in BAR_ORDER:
+                n = counts.by_status.get(status.value, 0)
+                if n or status in (Status.RUNNING, Status.FAILED):
+                    text.append("  ")
+                    text.append(f"{status.label} {n}", STATUS_STYLES[status])
+            if snapshot.journal_mode != "wal":
+                text.append("\n")
+                text.append(
+                    f"⚠ journal_mode={literal(snapshot.journal_mode)}, not WAL: a reader can "
+                    "block this writer; stepflow-top keeps its reads minimal",
+                    "bold yellow",
+                )
+        self.update(text)

@@ -1,0 +1,229 @@
+"""Screen 2: one execution — summary, steps (live), artifacts, environment/metadata."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static, TabbedContent, TabPane
+
+from .. import formatting
+from ..store.models import ExecutionDetail, Step, step_label
+from ..store.text import literal
+from .bar import STATUS_STYLES, STEP_STYLES, StoreBar
+from .widgets import KeyedTable, cell
+
+STEP_COLUMNS = (("index", "#"), ("name", "Step"), ("status", "Status"), ("started", "Started"),
+                ("duration", "Duration"), ("exit", "Exit"), ("error", "Error"))
+ARTIFACT_COLUMNS = (("name", "Artifact"), ("type", "Type"), ("size", "Size"),
+                    ("exists", "On disk"), ("path", "Path"))
+
+
+class DetailScreen(Screen):
+    """Drill-down into one execution; Enter on a step opens its log."""
+
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("enter", "open_log", "Log"),
+        Binding("e", "next_failed", "Next failed"),
+        Binding("E", "previous_failed", "Prev failed", show=False),
+        Binding("s", "tab('steps')", "Steps", show=False),
+        Binding("a", "tab('artifacts')", "Artifacts"),
+        Binding("i", "tab('info')", "Env/metadata"),
+        Binding("y", "copy_id", "Copy id", show=False),
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+    ]
+
+    def __init__(self, execution_id: str) -> None:
+        super().__init__()
+        self.execution_id = execution_id
+        self.detail: ExecutionDetail | None = None
+        self._landed = False
+
+    def compose(self) -> ComposeResult:
+        yield StoreBar()
+        yield Static(id="summary")
+        with TabbedContent(initial="steps"):
+            with TabPane("Steps", id="steps"):
+                yield KeyedTable(STEP_COLUMNS, id="steps-table")
+            with TabPane("Artifacts", id="artifacts"):
+                yield KeyedTable(ARTIFACT_COLUMNS, id="artifacts-table")
+            with TabPane("Env/metadata", id="info"):
+                with VerticalScroll():
+                    yield Static(id="info-text")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.app.set_request(execution_id=self.execution_id)
+        self.watch(self.app, "snapshot", self._show)
+        self.watch(self.app, "now", self._show)
+        self.steps_table.focus()
+
+    def on_screen_resume(self) -> None:
+        self.app.set_request(execution_id=self.execution_id)
+        self.app.watch_folder(None)
+
+    @property
+    def steps_table(self) -> KeyedTable:
+        return self.query_one("#steps-table", KeyedTable)
+
+    def _show(self, _value=None) -> None:
+        snapshot = self.app.snapshot
+        if snapshot is None or snapshot.request.execution_id != self.execution_id:
+            return
+        now = self.app.now
+        summary = self.query_one("#summary", Static)
+        if snapshot.detail is None:
+            if not snapshot.error:
+                summary.update(Text("This execution is no longer in the store "
+                                    "(housekeeping deletes old runs). Esc goes back.", "bold"))
+            return
+        self.detail = detail = snapshot.detail
+        summary.update(self._summary(detail, now))
+        self.steps_table.show_rows((s.id, self._step_cells(s, now)) for s in detail.steps)
+        self.query_one("#artifacts-table", KeyedTable).show_rows(
+            (a.id, [
+                cell(a.name),
+                cell(a.artifact_type or "—"),
+                cell(formatting.size(a.file_size) if a.file_size else "0 B"),
+                cell("yes" if a.exists else "missing", "" if a.exists else "yellow"),
+                cell(a.file_path),
+            ])
+            for a in detail.artifacts
+        )
+        self.query_one("#info-text", Static).update(_info(detail))
+        if not self._landed and detail.steps:
+            self._landed = True
+            failed = detail.first_failed_step()
+            if failed is not None:
+                self.steps_table.move_cursor(row=self.steps_table.get_row_index(failed.id))
+
+    def _summary(self, detail: ExecutionDetail, now: datetime) -> Text:
+        e = detail.execution
+        status = e.effective_status(now, self.app.stall_after)
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(literal(e.name), "bold")
+        text.append("  ")
+        text.append(status.label, STATUS_STYLES[status])
+        if status.value != e.stored_status:
+            text.append(f" (stored: {literal(e.stored_status)})", "dim")
+        done, known = e.progress
+        text.append(f"  steps {formatting.progress(done, known)}")
+        text.append(f"  started {formatting.clock_time(e.start, now)}")
+        text.append(f"  {formatting.duration(e.duration(now))}")
+        if e.exit_code is not None:
+            text.append(f"  exit {e.exit_code}", "bold red" if e.exit_code else "")
+        text.append(f"\n$ {literal(e.command)}")
+        text.append(f"\ncwd {literal(e.working_directory) or '—'}  user {literal(e.user_name) or '—'}"
+                    f"  tags {literal(e.tags) or '—'}  id {e.id}")
+        if e.error_message:
+            text.append(f"\nerror: {literal(e.error_message)}", "bold red")
+        return text
+
+    def _step_cells(self, step: Step, now: datetime) -> list[Text]:
+        return [
+            cell(step.index),
+            cell(_cut(step.name, 28)),
+            cell(step_label(step.status), STEP_STYLES.get(step.status, "")),
+            cell(formatting.clock_time(step.started_at, now)),
+            cell(formatting.duration(step.duration(now))),
+            cell("" if step.exit_code is None else step.exit_code,
+                 "bold red" if step.exit_code not in (None, 0) else ""),
+            cell(_cut(step.error_message, 60), "red"),
+        ]
+
+    # -- actions -----------------------------------------------------------
+    def action_back(self) -> None:
+        self.app.set_request(execution_id=None)
+        self.app.pop_screen()
+
+    def action_open_log(self) -> None:
+        from .logscreen import LogScreen
+
+        key = self.steps_table.cursor_key
+        if self.detail is None or key is None:
+            return
+        step = next((s for s in self.detail.steps if s.id == key), None)
+        if step is not None:
+            self.app.push_screen(LogScreen(self.detail.execution, step,
+                                           self.detail.log_paths[step.id]))
+
+    def on_data_table_row_selected(self, event: KeyedTable.RowSelected) -> None:
+        if event.data_table.id == "steps-table":
+            self.action_open_log()
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+        table_id = {"steps": "#steps-table", "artifacts": "#artifacts-table"}.get(tab)
+        if table_id:
+            self.query_one(table_id).focus()
+
+    def action_next_failed(self) -> None:
+        self._jump_failed(+1)
+
+    def action_previous_failed(self) -> None:
+        self._jump_failed(-1)
+
+    def _jump_failed(self, direction: int) -> None:
+        if self.detail is None:
+            return
+        rows = [i for i, s in enumerate(self.detail.steps) if s.status == "failed"]
+        if not rows:
+            self.notify("no failed step", timeout=2)
+            return
+        here = self.steps_table.cursor_row
+        ahead = [r for r in rows if (r > here if direction > 0 else r < here)]
+        target = (ahead[0] if direction > 0 else ahead[-1]) if ahead else rows[0 if direction > 0 else -1]
+        self.action_tab("steps")
+        self.steps_table.move_cursor(row=target)
+
+    def action_copy_id(self) -> None:
+        self.app.copy_to_clipboard(self.execution_id)
+        self.notify(f"copied {self.execution_id}", timeout=2, markup=False)
+
+    def action_cursor_down(self) -> None:
+        self.focused.action_cursor_down() if isinstance(self.focused, KeyedTable) else None
+
+    def action_cursor_up(self) -> None:
+        self.focused.action_cursor_up() if isinstance(self.focused, KeyedTable) else None
+
+
+def _info(detail: ExecutionDetail) -> Text:
+    e = detail.execution
+    text = Text()
+    for title, raw in (("Environment", e.environment), ("Metadata", e.metadata), ("Tags", e.tags)):
+        text.append(f"{title}\n", "bold underline")
+        for line in _json_lines(raw):
+            text.append(literal(line) + "\n")
+        text.append("\n")
+    text.append("Timestamps\n", "bold underline")
+    for label, value in (("created", e.created_at_text), ("started", e.started_at_text),
+                         ("completed", e.completed_at_text)):
+        text.append(f"  {label:<10} {literal(value) or '—'}\n")
+    return text
+
+
+def _json_lines(raw: str | None) -> list[str]:
+    """Pretty JSON as lines; text that is not JSON is shown raw with a note."""
+    if raw is None or raw == "":
+        return ["  —"]
+    try:
+        value = json.loads(raw)
+    except (ValueError, TypeError):
+        return ["  (not valid JSON, shown as stored)", "  " + raw]
+    if isinstance(value, dict):
+        if not value:
+            return ["  (empty)"]
+        return [f"  {k} = {json.dumps(v, ensure_ascii=False)}" for k, v in sorted(value.items())]
+    return ["  " + json.dumps(value, ensure_ascii=False)]
+
+
+def _cut(value: str | None, width: int) -> str:
+    text = value or ""
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -1,0 +1,208 @@
+"""Screen 1: the executions list."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Static
+
+from .. import formatting
+from ..store.models import Execution, Status
+from .bar import STATUS_STYLES, StoreBar
+from .widgets import KeyedTable, cell
+
+COLUMNS = (
+    ("status", "Status"), ("name", "Name"), ("user", "User"), ("started", "Started"),
+    ("duration", "Duration"), ("steps", "Steps"), ("current", "Current step"), ("exit", "Exit"),
+)
+STATUS_CYCLE = (None, Status.RUNNING, Status.STALLED, Status.PENDING, Status.FAILED,
+                Status.COMPLETED, Status.CANCELLED)
+LIVE_FIRST = {s: i for i, s in enumerate((Status.RUNNING, Status.STALLED, Status.PENDING,
+                                           Status.FAILED, Status.CANCELLED, Status.COMPLETED,
+                                           Status.UNKNOWN))}
+SORTS = ("newest", "status", "name", "duration")
+PAGE = 100
+
+
+class ExecutionsScreen(Screen):
+    """Newest executions first, live; Enter drills into one."""
+
+    BINDINGS = [
+        Binding("enter", "open", "Open", priority=False),
+        Binding("slash", "filter", "Filter", key_display="/"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("s", "cycle_status", "Status filter"),
+        Binding("o", "cycle_sort", "Sort"),
+        Binding("F", "toggle_follow", "Follow newest"),
+        Binding("y", "copy_id", "Copy id"),
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+        Binding("g,home", "first", "First", show=False),
+        Binding("G,end", "last", "Last", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sort = "newest"
+        self.follow = False
+
+    def compose(self) -> ComposeResult:
+        yield StoreBar(id="bar")
+        yield Input(placeholder="filter by name, user, id or command — Enter keeps, Esc clears",
+                    id="filter", classes="hidden")
+        yield Static(id="view-state")
+        yield KeyedTable(COLUMNS, id="executions")
+        yield Static(id="empty", classes="hidden")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "snapshot", self._show)
+        self.watch(self.app, "now", self._show)
+        self._show_view_state()
+        self.query_one(KeyedTable).focus()
+
+    @property
+    def table(self) -> KeyedTable:
+        return self.query_one(KeyedTable)
+
+    # -- showing -----------------------------------------------------------
+    def _show(self, _value=None) -> None:
+        snapshot = self.app.snapshot
+        if snapshot is None:
+            return
+        now = self.app.now
+        executions = self._sorted(list(snapshot.executions), now)
+        self.table.show_rows(((e.id, self._cells(e, now)) for e in executions), follow=self.follow)
+        empty = self.query_one("#empty", Static)
+        if snapshot.error:
+            empty.update(Text(f"Waiting: {snapshot.error}.\nThe screen fills in by itself "
+                              "once the database can be read.", style="bold"))
+        elif not executions:
+            request = self.app.request
+            filtered = request.text or request.status
+            empty.update("No execution matches the filter (Esc clears it)." if filtered
+                         else "No executions yet: this fills in as soon as the service starts one.")
+        empty.set_class(bool(executions) and not snapshot.error, "hidden")
+
+    def _cells(self, e: Execution, now: datetime) -> list[Text]:
+        status = e.effective_status(now, self.app.stall_after)
+        label = status.label
+        if status.value != e.stored_status:
+            label += "*"
+        return [
+            cell(label, STATUS_STYLES[status]),
+            cell(_cut(e.name, 28)),
+            cell(_cut(e.user_name, 10)),
+            cell(formatting.clock_time(e.start, now)),
+            cell(formatting.duration(e.duration(now))),
+            cell(formatting.progress(*e.progress)),
+            cell(_cut(e.current_step, 24)),
+            cell("" if e.exit_code is None else e.exit_code,
+                 "bold red" if e.exit_code not in (None, 0) else ""),
+        ]
+
+    def _sorted(self, executions: list[Execution], now: datetime) -> list[Execution]:
+        if self.sort == "status":
+            stall = self.app.stall_after
+            executions.sort(key=lambda e: LIVE_FIRST[e.effective_status(now, stall)])
+        elif self.sort == "name":
+            executions.sort(key=lambda e: e.name.lower())
+        elif self.sort == "duration":
+            executions.sort(key=lambda e: -(e.duration(now) or 0.0))
+        return executions
+
+    def _show_view_state(self) -> None:
+        request = self.app.request
+        parts = [f"sort: {self.sort}"]
+        if request.status:
+            parts.append(f"status: {request.status.label}")
+        if request.text:
+            parts.append(f"filter: {request.text}")
+        if self.follow:
+            parts.append("following newest")
+        parts.append(f"showing up to {request.limit}")
+        self.query_one("#view-state", Static).update(cell("  ·  ".join(parts), "dim"))
+
+    # -- paging ------------------------------------------------------------
+    def on_data_table_row_highlighted(self, event: KeyedTable.RowHighlighted) -> None:
+        table = self.table
+        limit = self.app.request.limit
+        if table.row_count >= limit and event.cursor_row >= table.row_count - 3:
+            self.app.set_request(limit=limit + PAGE)
+            self._show_view_state()
+
+    # -- actions -----------------------------------------------------------
+    def on_data_table_row_selected(self, event: KeyedTable.RowSelected) -> None:
+        self.action_open()
+
+    def action_open(self) -> None:
+        from .detail import DetailScreen
+
+        key = self.table.cursor_key
+        if key is not None:
+            self.app.push_screen(DetailScreen(key))
+
+    def action_filter(self) -> None:
+        field = self.query_one("#filter", Input)
+        field.remove_class("hidden")
+        field.focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.app.set_request(text=event.value.strip())
+        self._show_view_state()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self) -> None:
+        self.table.focus()
+
+    def action_clear_filter(self) -> None:
+        field = self.query_one("#filter", Input)
+        field.value = ""
+        field.add_class("hidden")
+        self.app.set_request(text="", status=None)
+        self._show_view_state()
+        self.table.focus()
+
+    def action_cycle_status(self) -> None:
+        current = STATUS_CYCLE.index(self.app.request.status)
+        self.app.set_request(status=STATUS_CYCLE[(current + 1) % len(STATUS_CYCLE)])
+        self._show_view_state()
+
+    def action_cycle_sort(self) -> None:
+        self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
+        self._show_view_state()
+        self._show()
+
+    def action_toggle_follow(self) -> None:
+        self.follow = not self.follow
+        self._show_view_state()
+        self._show()
+
+    def action_copy_id(self) -> None:
+        key = self.table.cursor_key
+        if key is not None:
+            self.app.copy_to_clipboard(key)
+            self.notify(f"copied {key}", timeout=2, markup=False)
+
+    def action_cursor_down(self) -> None:
+        self.table.action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        self.table.action_cursor_up()
+
+    def action_first(self) -> None:
+        self.table.move_cursor(row=0)
+
+    def action_last(self) -> None:
+        self.table.move_cursor(row=max(0, self.table.row_count - 1))
+
+
+def _cut(value: str | None, width: int) -> str:
+    text = value or ""
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -1,0 +1,80 @@
+"""A DataTable that diff-updates, and literal-text cells."""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+from rich.text import Text
+from textual.widgets import DataTable
+from textual.widgets.data_table import RowKey
+
+from ..store.text import literal
+
+
+def cell(value: object, style: str = "") -> Text:
+    """A table cell that shows ``value`` literally: no markup, no control characters."""
+    return Text(literal(value), style=style, no_wrap=True, end="")
+
+
+class KeyedTable(DataTable):
+    """A DataTable updated by diffing rows keyed by id (as Dolphie does).
+
+    ``show_rows`` removes rows whose key is gone, updates only the cells that
+    changed, adds new rows and puts them in the given order, all inside one
+    ``batch_update`` and with the cursor kept on the same key, so rows never jump
+    under the reader's cursor.
+    """
+
+    DEFAULT_CSS = "KeyedTable { height: 1fr; }"
+
+    def __init__(self, columns: Sequence[tuple[str, str]], **kwargs) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
+        self._columns = columns
+
+    def on_mount(self) -> None:
+        for key, label in self._columns:
+            self.add_column(label, key=key)
+
+    @property
+    def cursor_key(self) -> str | None:
+        """Key of the row under the cursor, or None for an empty table."""
+        if not self.row_count:
+            return None
+        try:
+            return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        except Exception:  # cursor outside the rows while the table changes
+            return None
+
+    def show_rows(self, rows: Iterable[tuple[str, Sequence[Text]]], *, follow: bool = False) -> None:
+        """Make the table hold exactly ``rows`` ((key, cells) in display order)."""
+        rows = list(rows)
+        wanted = {key for key, _ in rows}
+        selected = self.cursor_key
+        column_keys = [key for key, _ in self._columns]
+        with self.app.batch_update():
+            for row_key in [k for k in self.rows if k.value not in wanted]:
+                self.remove_row(row_key)
+            for key, cells in rows:
+                if key in self.rows:
+                    old = self.get_row(key)
+                    for column, before, after in zip(column_keys, old, cells):
+                        if before != after:
+                            self.update_cell(key, column, after)
+                else:
+                    self.add_row(*cells, key=key)
+            self._order([key for key, _ in rows])
+            target = rows[0][0] if follow and rows else selected
+            if target is not None and target in wanted:
+                self.move_cursor(row=self.get_row_index(target), animate=False)
+
+    def _order(self, keys: list[str]) -> None:
+        # DataTable.sort() only hands cell values to its key function; this does
+        # what sort() does, with an order we already know.
+        current = [self._row_locations.get_key(i) for i in range(self.row_count)]
+        if [k.value for k in current] == keys:
+            return
+        from textual._two_way_dict import TwoWayDict
+
+        self._row_locations = TwoWayDict({RowKey(k): i for i, k in enumerate(keys)})
+        self._update_count += 1
+        self.refresh()
