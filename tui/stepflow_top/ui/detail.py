@@ -59,11 +59,16 @@ class DetailScreen(Screen):
                     yield Static(id="info-text")
         yield Footer()
 
+    AUTO_FOCUS = "#steps-table"
+
     def on_mount(self) -> None:
         self.app.set_request(execution_id=self.execution_id)
+        # TabbedContent mounts its panes after this screen's on_mount.
+        self.call_after_refresh(self._watch_app)
+
+    def _watch_app(self) -> None:
         self.watch(self.app, "snapshot", self._show)
         self.watch(self.app, "now", self._show)
-        self.steps_table.focus()
 
     def on_screen_resume(self) -> None:
         self.app.set_request(execution_id=self.execution_id)

@@ -50,7 +50,8 @@ class LogView(ScrollView, can_focus=True):
         )
         self.virtual_size = Size(self._width, len(self.lines))
         if self.follow:
-            self.scroll_end(animate=False, immediate=True)
+            # The new virtual size takes effect on the next layout.
+            self.call_after_refresh(self.scroll_end, animate=False)
         self.refresh()
 
     def matches(self) -> list[int]:

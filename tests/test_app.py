@@ -1,0 +1,241 @@
+"""The TUI driven with Textual's pilot, on the fixture and on a live writer in a
+separate process. Assertions are on what the widgets hold, as a user would see it."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from textual.css.query import NoMatches
+
+from stepflow_top.store.locate import locate_store
+from stepflow_top.ui.app import StepflowTop
+from stepflow_top.ui.detail import DetailScreen
+from stepflow_top.ui.executions import ExecutionsScreen
+from stepflow_top.ui.logscreen import LogScreen
+from stepflow_top.ui.logview import LogView
+from stepflow_top.ui.widgets import KeyedTable
+
+from conftest import FROZEN_NOW
+
+NIGHTLY = "9705a5e2-0bff-4e5d-8f54-4c5a2ee9e36b"
+
+
+async def until(pilot, predicate, timeout: float = 30.0):
+    """Let the app run until ``predicate()`` is truthy (poll with a deadline)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = predicate()
+        except NoMatches:  # the screen has not mounted that widget yet
+            value = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"not reached within {timeout}s: {predicate.__doc__ or predicate}")
+        await pilot.pause(0.05)
+
+
+def table(app, selector: str = "#executions") -> KeyedTable:
+    return app.screen.query_one(selector, KeyedTable)
+
+
+def status_of(app, key: str) -> str:
+    return str(table(app).get_cell(key, "status"))
+
+
+async def test_rows_appear_and_change_as_the_writer_commits(writer):
+    app = StepflowTop(locate_store(writer.root), fallback=30)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: table(app).row_count >= 1)
+        key = table(app).cursor_key
+        first = status_of(app, key)
+        assert "running" in first or "pending" in first
+        await until(pilot, lambda: status_of(app, key) != first, timeout=60)
+        await until(pilot, lambda: any(w in status_of(app, key) for w in ("completed", "failed")),
+                    timeout=60)
+
+
+async def test_the_cursor_stays_on_its_execution_when_new_rows_arrive(writer):
+    app = StepflowTop(locate_store(writer.root), fallback=30)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: table(app).row_count >= 2, timeout=60)
+        await pilot.press("down")
+        chosen = table(app).cursor_key
+        count = table(app).row_count
+        await until(pilot, lambda: table(app).row_count > count, timeout=60)
+        assert table(app).cursor_key == chosen
+        assert table(app).cursor_row > 1  # it moved down with its row
+
+
+async def test_drill_down_to_steps_and_a_log_and_back(fixture_store):
+    app = StepflowTop(locate_store(fixture_store), clock=lambda: FROZEN_NOW, watch=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: table(app).row_count == 3)
+        table(app).move_cursor(row=table(app).get_row_index(NIGHTLY))
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen))
+        await until(pilot, lambda: table(app, "#steps-table").row_count == 5)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, LogScreen))
+        view = app.screen.query_one(LogView)
+        await until(pilot, lambda: view.lines)
+        assert view.lines[0].endswith("Setting up environment...")
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen))
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, ExecutionsScreen))
+        assert table(app).cursor_key == NIGHTLY
+
+
+async def test_opening_a_failed_execution_lands_on_its_first_failed_step(fixture_store):
+    import sqlite3
+
+    with sqlite3.connect(fixture_store / "database" / "stepflow.db") as conn:
+        conn.execute("UPDATE steps SET status='failed', exit_code=3, error_message='boom' "
+                     "WHERE execution_id=? AND step_index IN (2, 3)", [NIGHTLY])
+        conn.execute("UPDATE executions SET status='failed', exit_code=3 WHERE id=?", [NIGHTLY])
+    app = StepflowTop(locate_store(fixture_store), clock=lambda: FROZEN_NOW, watch=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: table(app).row_count == 3)
+        table(app).move_cursor(row=table(app).get_row_index(NIGHTLY))
+        await pilot.press("enter")
+        steps = await until(pilot, lambda: isinstance(app.screen, DetailScreen)
+                            and table(app, "#steps-table").row_count == 5
+                            and table(app, "#steps-table"))
+        assert steps.cursor_row == 2
+        await pilot.press("e")
+        assert steps.cursor_row == 3
+
+
+async def test_the_log_view_follows_a_file_rewritten_whole(fixture_store):
+    app = StepflowTop(locate_store(fixture_store), clock=lambda: FROZEN_NOW)
+    log = next((fixture_store / "executions" / NIGHTLY).glob("step_4_*.log"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: table(app).row_count == 3)
+        app.push_screen(DetailScreen(NIGHTLY))
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen)
+                    and table(app, "#steps-table").row_count == 5)
+        table(app, "#steps-table").move_cursor(row=4)
+        await pilot.press("enter")
+        view = await until(pilot, lambda: isinstance(app.screen, LogScreen)
+                           and app.screen.query_one(LogView))
+        await until(pilot, lambda: view.lines)
+        before = len(view.lines)
+        # The service's way, from another process: truncate, then write it all again.
+        script = ("import sys; p = sys.argv[1]; old = open(p, 'rb').read(); "
+                  "f = open(p, 'wb'); f.write(old + b''.join(b'[t] more %d\\n' % i "
+                  "for i in range(50))); f.close()")
+        subprocess.run([sys.executable, "-c", script, str(log)], check=True)
+        await until(pilot, lambda: len(view.lines) == before + 50)
+        assert view.lines[-1] == "[t] more 49"
+        await until(pilot, lambda: view.scroll_offset.y == view.max_scroll_y > 0)  # followed
+        # Rewritten shorter (a new run of the step): replaced, not appended.
+        subprocess.run([sys.executable, "-c",
+                        "import sys; open(sys.argv[1], 'wb').write(b'fresh\\n')", str(log)],
+                       check=True)
+        await until(pilot, lambda: view.lines == ["fresh"])
+
+
+async def test_log_search_moves_between_matches(fixture_store):
+    app = StepflowTop(locate_store(fixture_store), clock=lambda: FROZEN_NOW, watch=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: table(app).row_count == 3)
+        app.push_screen(DetailScreen("b98c3c75-fc75-42c2-8a8e-0ba7e891ab26"))
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen)
+                    and table(app, "#steps-table").row_count == 4)
+        table(app, "#steps-table").move_cursor(row=2)
+        await pilot.press("enter")
+        view = await until(pilot, lambda: isinstance(app.screen, LogScreen)
+                           and app.screen.query_one(LogView))
+        await until(pilot, lambda: view.lines)
+        await pilot.press("slash", *"epoch", "enter")
+        matches = view.matches()
+        assert len(matches) >= 2
+        assert view.current == matches[0]
+        await pilot.press("n")
+        assert view.current == matches[1]
+        await pilot.press("N")
+        assert view.current == matches[0]
+
+
+async def test_pause_holds_the_screen_until_resumed(writer):
+    app = StepflowTop(locate_store(writer.root), fallback=30)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: table(app).row_count >= 1)
+        await pilot.press("p")
+        held = app.snapshot
+        await until(pilot, lambda: app._held is not None, timeout=60)
+        assert app.snapshot is held
+        await pilot.press("p")
+        assert app.snapshot is not held and not app.paused
+
+
+async def test_the_app_waits_for_a_missing_database_and_starts_when_it_appears(tmp_path):
+    from conftest import WriterProcess
+
+    root = tmp_path / "later"
+    app = StepflowTop(locate_store(root), fallback=30)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.snapshot is not None and app.snapshot.error)
+        assert "no database" in app.snapshot.error
+        writer = WriterProcess(root)
+        try:
+            await until(pilot, lambda: table(app).row_count >= 1, timeout=60)
+        finally:
+            writer.stop()
+
+
+async def test_store_text_is_shown_literally(fixture_store):
+    import sqlite3
+
+    with sqlite3.connect(fixture_store / "database" / "stepflow.db") as conn:
+        conn.execute("UPDATE executions SET name=? WHERE id=?",
+                     ["[bold red]x[/]\x1b[2J", NIGHTLY])
+    app = StepflowTop(locate_store(fixture_store), clock=lambda: FROZEN_NOW, watch=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: table(app).row_count == 3)
+        name = table(app).get_cell(NIGHTLY, "name")
+        assert name.plain == "[bold red]x[/]\\x1b[2J"
+        assert not name.spans and not name.style
+
+
+def test_a_session_changes_no_byte_of_the_database(fixture_store):
+    """Promise 1: run a whole session (list, detail, log, help) and compare bytes."""
+    db = fixture_store / "database" / "stepflow.db"
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    files_before = {p.name for p in db.parent.iterdir()}
+
+    async def session():
+        app = StepflowTop(locate_store(fixture_store), clock=lambda: FROZEN_NOW)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(pilot, lambda: table(app).row_count == 3)
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, DetailScreen))
+            await pilot.press("enter", "question_mark", "escape", "escape", "escape", "q")
+
+    import asyncio
+
+    asyncio.run(session())
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+    created = {p.name for p in db.parent.iterdir()} - files_before
+    assert created <= {"stepflow.db-wal", "stepflow.db-shm"}
+
+
+def test_store_wal_and_live_import_no_textual():
+    """DESIGN.md layers: the core knows nothing of Textual."""
+    code = (
+        "import sys\n"
+        "import stepflow_top.store.queries, stepflow_top.store.logs, stepflow_top.live.refresher\n"
+        "import stepflow_top.live.changes, stepflow_top.live.hints, stepflow_top.cli\n"
+        "import pkgutil, importlib, stepflow_top.wal as w\n"
+        "for m in pkgutil.iter_modules(w.__path__): importlib.import_module('stepflow_top.wal.' + m.name)\n"
+        "bad = [m for m in sys.modules if m == 'textual' or m.startswith('textual.')]\n"
+        "print(bad); sys.exit(1 if bad else 0)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
