@@ -1,0 +1,482 @@
+"""Checkpoint history inferred from successive :class:`~stepflow_top.wal.probe.WalSample`
+observations (SQLite keeps none), its persistence, and the WAL warnings.
+
+What can be inferred from outside (SQLITE_WAL.md §2, wal.c ``walRestartHdr`` /
+``walRestartLog`` / ``walCheckpoint``):
+
+* a rise of salt-1 is a **WAL reset**; each reset adds exactly 1 (``walRestartHdr``), so
+  the number of resets between two samples is the salt-1 delta, however sparse the
+  samples. A reset happens only after a complete checkpoint, so it also means the
+  previous cycle was fully copied into the database;
+* a ``-wal`` of 0 bytes with new salts is a **TRUNCATE** checkpoint;
+* a rise of ``nBackfill`` under the same salts is checkpoint progress (**backfill**);
+  PASSIVE, FULL and RESTART cannot be told apart from outside;
+* ``nBackfillAttempted > nBackfill`` is an **interrupted** checkpoint;
+* the ``-wal`` vanishing means the last connection closed (it checkpointed first);
+  appearing means a connection opened.
+
+Salt-1 is random when a connection that has never reset writes the first frame of a
+``-wal`` (wal.c ``walWriteFrames``: ``if( pWal->nCkpt==0 ) sqlite3_randomness``), so a
+salt-1 jump larger than :data:`MAX_PLAUSIBLE_RESETS` counts as "at least one" reset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from .probe import WalSample
+
+__all__ = [
+    "CheckpointEvent",
+    "CheckpointHistory",
+    "WalWarning",
+    "Warnings",
+    "MAX_PLAUSIBLE_RESETS",
+    "state_dir",
+    "history_path",
+]
+
+#: Salt-1 deltas above this are taken as a randomised salt (a new writer connection),
+#: not as that many resets.
+MAX_PLAUSIBLE_RESETS = 1 << 20
+
+EVENT_TYPES = ("wal_reset", "checkpoint", "interrupted", "wal_deleted", "wal_created")
+
+
+@dataclass(frozen=True)
+class CheckpointEvent:
+    """One inferred event.
+
+    ``type`` is one of ``wal_reset``, ``checkpoint``, ``interrupted``, ``wal_deleted``,
+    ``wal_created``; ``kind`` is ``"truncate"`` or ``"backfill"`` for a checkpoint, else
+    None. ``wall`` is when it was observed (seconds since the epoch). ``frames`` is the
+    number of frames checkpointed (for ``interrupted``: frames attempted but not
+    copied); ``at_least`` says it is a lower bound because sampling cannot see more.
+    ``count`` is how many occurrences the event stands for (resets for ``wal_reset``).
+    Sizes are ``-wal`` file sizes in bytes (None when the file was absent).
+    """
+
+    wall: float
+    type: str
+    kind: str | None = None
+    frames: int | None = None
+    at_least: bool = False
+    wal_size_before: int | None = None
+    wal_size_after: int | None = None
+    salt1: int | None = None
+    count: int = 1
+
+    @property
+    def label(self) -> str:
+        """``truncate`` / ``backfill`` for checkpoints, else the type."""
+        return self.kind if self.type == "checkpoint" and self.kind else self.type
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--events`` JSON object (issue 3), plus ``time`` (epoch seconds),
+        ``frames`` and ``at_least``."""
+        d: dict[str, Any] = {"type": self.type, "time": self.wall}
+        if self.type == "wal_reset":
+            d.update(salt1=self.salt1, resets=self.count)
+        if self.type == "checkpoint":
+            d["kind"] = self.kind
+        d.update(
+            frames=self.frames, at_least=self.at_least,
+            wal_size_before=self.wal_size_before, wal_size_after=self.wal_size_after,
+        )
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "CheckpointEvent":
+        """Inverse of :meth:`to_dict`. Raises ``KeyError``/``TypeError``/``ValueError``
+        on malformed input."""
+        if d["type"] not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {d['type']!r}")
+        return cls(
+            wall=float(d["time"]), type=d["type"], kind=d.get("kind"),
+            frames=d.get("frames"), at_least=bool(d.get("at_least", False)),
+            wal_size_before=d.get("wal_size_before"), wal_size_after=d.get("wal_size_after"),
+            salt1=d.get("salt1"), count=int(d.get("resets", 1) or 1),
+        )
+
+
+def state_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """The user's state directory: ``$XDG_STATE_HOME`` when set to an absolute path,
+    else ``~/.local/state`` (XDG Base Directory Specification)."""
+    env = os.environ if environ is None else environ
+    xdg = env.get("XDG_STATE_HOME", "")
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg)
+    return Path(env.get("HOME") or os.path.expanduser("~")) / ".local" / "state"
+
+
+def history_path(db_path: str | os.PathLike[str], base: Path | None = None) -> Path:
+    """Where the history of ``db_path`` is kept:
+    ``<state dir>/stepflow-top/history/<sha1 of the absolute path>.jsonl``; never beside
+    the database."""
+    key = hashlib.sha1(os.path.abspath(os.fspath(db_path)).encode()).hexdigest()
+    return (base or state_dir()) / "stepflow-top" / "history" / f"{key}.jsonl"
+
+
+def _pending(s: WalSample) -> int:
+    return s.pending or 0
+
+
+class CheckpointHistory:
+    """Turns successive samples of one database into :class:`CheckpointEvent` s.
+
+    ``path``: a JSONL file to persist to (see :meth:`for_database`); None keeps the
+    history in memory only. At most ``max_events`` events are kept (oldest dropped).
+    """
+
+    def __init__(self, path: Path | None = None, max_events: int = 1000) -> None:
+        self.path = path
+        self.max_events = max_events
+        self._events: deque[CheckpointEvent] = deque(maxlen=max_events)
+        self._last: WalSample | None = None
+        self._interrupt_key: tuple[int, ...] | None = None
+        self._appended = 0
+        self.persist_error: str | None = None
+
+    @classmethod
+    def for_database(
+        cls, db_path: str | os.PathLike[str], base: Path | None = None, max_events: int = 1000
+    ) -> "CheckpointHistory":
+        """A history persisted under the state directory (:func:`history_path`), with the
+        events saved by earlier runs loaded."""
+        h = cls(history_path(db_path, base), max_events)
+        h.load()
+        return h
+
+    @property
+    def events(self) -> tuple[CheckpointEvent, ...]:
+        """All kept events, oldest first."""
+        return tuple(self._events)
+
+    @property
+    def last_sample(self) -> WalSample | None:
+        """The sample the next observation is compared with."""
+        return self._last
+
+    # -- inference ---------------------------------------------------------------------
+    def observe(self, sample: WalSample) -> list[CheckpointEvent]:
+        """Compare ``sample`` with the previous one and return the new events (also kept
+        and, when persisted, appended to the file). The first sample only sets the
+        baseline and returns ``[]``."""
+        new = self._infer(self._last, sample)
+        for ev in new:
+            self._events.append(ev)
+        if new and self.path is not None:
+            self._append(new)
+        return new
+
+    def _infer(self, prev: WalSample | None, cur: WalSample) -> list[CheckpointEvent]:
+        if prev is None:
+            self._last = cur
+            self._interrupt_key = self._interrupt_state(cur)
+            return []
+        t = cur.wall
+        if prev.wal_exists and not cur.wal_exists:
+            self._last = cur
+            return [CheckpointEvent(
+                t, "wal_deleted", frames=_pending(prev), at_least=True,
+                wal_size_before=prev.wal_size, wal_size_after=None, salt1=prev.salt1,
+            )]
+        if not prev.wal_exists and cur.wal_exists:
+            self._last = cur
+            self._interrupt_key = self._interrupt_state(cur)
+            return [CheckpointEvent(
+                t, "wal_created", frames=0, wal_size_before=None, wal_size_after=cur.wal_size,
+                salt1=cur.salt1,
+            )]
+        if not cur.wal_exists:
+            self._last = cur
+            return []
+        if (
+            prev.wal_inode is not None and cur.wal_inode is not None
+            and prev.wal_inode != cur.wal_inode
+        ):
+            self._last = cur
+            self._interrupt_key = self._interrupt_state(cur)
+            return [
+                CheckpointEvent(t, "wal_deleted", frames=_pending(prev), at_least=True,
+                                wal_size_before=prev.wal_size, salt1=prev.salt1),
+                CheckpointEvent(t, "wal_created", frames=0, wal_size_after=cur.wal_size,
+                                salt1=cur.salt1),
+            ]
+        if cur.salt1 is None and cur.wal_size:
+            # No readable header this time (torn -shm): keep the old baseline.
+            return []
+        events: list[CheckpointEvent] = []
+        s0, s1 = prev.salt1, cur.salt1
+        truncated = cur.wal_size == 0 and (prev.wal_size or 0) > 0
+        if s0 is not None and s1 is not None and s0 != s1:
+            delta = (s1 - s0) & 0xFFFFFFFF
+            plausible = delta <= MAX_PLAUSIBLE_RESETS
+            events.append(CheckpointEvent(
+                t, "wal_reset", frames=_pending(prev), at_least=True,
+                wal_size_before=prev.wal_size, wal_size_after=cur.wal_size,
+                salt1=s1, count=delta if plausible else 1,
+            ))
+            if cur.wal_size == 0:
+                events.append(CheckpointEvent(
+                    t, "checkpoint", "truncate", frames=_pending(prev), at_least=True,
+                    wal_size_before=prev.wal_size, wal_size_after=0, salt1=s1,
+                ))
+            if (cur.backfilled or 0) > 0:
+                events.append(CheckpointEvent(
+                    t, "checkpoint", "backfill", frames=cur.backfilled, at_least=False,
+                    wal_size_before=prev.wal_size, wal_size_after=cur.wal_size, salt1=s1,
+                ))
+        elif truncated and (s0 is None or s1 is None):
+            # No -shm to read salts from (e.g. locking_mode=EXCLUSIVE): size alone.
+            events.append(CheckpointEvent(
+                t, "wal_reset", frames=_pending(prev), at_least=True,
+                wal_size_before=prev.wal_size, wal_size_after=0, salt1=s1,
+            ))
+            events.append(CheckpointEvent(
+                t, "checkpoint", "truncate", frames=_pending(prev), at_least=True,
+                wal_size_before=prev.wal_size, wal_size_after=0, salt1=s1,
+            ))
+        elif prev.backfilled is not None and cur.backfilled is not None:
+            if cur.backfilled > prev.backfilled:
+                # nBackfill only grows within a cycle, so the delta is exact.
+                events.append(CheckpointEvent(
+                    t, "checkpoint", "backfill", frames=cur.backfilled - prev.backfilled,
+                    wal_size_before=prev.wal_size, wal_size_after=cur.wal_size, salt1=s1,
+                ))
+            # A drop under the same salts is a rebuilt wal-index (recovery): no event.
+        key = self._interrupt_state(cur)
+        if key is not None and key != self._interrupt_key and cur.shm_header is not None:
+            h = cur.shm_header
+            events.append(CheckpointEvent(
+                t, "interrupted", frames=h.backfill_attempted - h.backfilled,
+                wal_size_before=prev.wal_size, wal_size_after=cur.wal_size, salt1=h.salt1,
+            ))
+        self._interrupt_key = key
+        self._last = cur
+        return events
+
+    @staticmethod
+    def _interrupt_state(s: WalSample) -> tuple[int, ...] | None:
+        h = s.shm_header
+        if h is None or not h.interrupted:
+            return None
+        return (h.salt1, h.salt2, h.backfilled, h.backfill_attempted)
+
+    # -- figures -------------------------------------------------------------------------
+    def counts(self, since: float | None = None) -> dict[str, int]:
+        """Occurrences per label (``wal_reset`` counts resets, not events) for events
+        observed at or after ``since`` (epoch seconds; None = all kept events)."""
+        out = {k: 0 for k in ("wal_reset", "truncate", "backfill", "interrupted",
+                              "wal_deleted", "wal_created")}
+        for ev in self._events:
+            if since is None or ev.wall >= since:
+                out[ev.label] = out.get(ev.label, 0) + ev.count
+        return out
+
+    def rate_per_minute(
+        self, label: str, window_s: float = 600.0, now: float | None = None
+    ) -> float:
+        """Occurrences of ``label`` per minute over the last ``window_s`` seconds
+        (``now``: epoch seconds, default the current time)."""
+        now = time.time() if now is None else now
+        n = self.counts(since=now - window_s).get(label, 0)
+        return n * 60.0 / window_s if window_s > 0 else 0.0
+
+    def last_event(self, *labels: str) -> CheckpointEvent | None:
+        """The most recent event with one of ``labels`` (any event when none given)."""
+        for ev in reversed(self._events):
+            if not labels or ev.label in labels:
+                return ev
+        return None
+
+    # -- persistence ---------------------------------------------------------------------
+    def load(self) -> int:
+        """Read events saved earlier from :attr:`path` (bad lines are skipped). Returns
+        how many were loaded; 0 when there is no file. Never raises for file problems
+        (the reason goes to :attr:`persist_error`)."""
+        if self.path is None:
+            return 0
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return 0
+        except OSError as e:
+            self.persist_error = str(e)
+            return 0
+        loaded = []
+        for line in lines:
+            try:
+                loaded.append(CheckpointEvent.from_dict(json.loads(line)))
+            except (ValueError, KeyError, TypeError):
+                continue
+        loaded.sort(key=lambda e: e.wall)
+        self._events.extend(loaded)
+        return len(loaded)
+
+    def save(self) -> None:
+        """Rewrite :attr:`path` with the kept events (atomically: temp file + rename).
+        Errors go to :attr:`persist_error`; never raises."""
+        if self.path is None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".history-")
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as f:
+                    for ev in self._events:
+                        f.write(json.dumps(ev.to_dict()) + "\n")
+                os.replace(tmp, self.path)
+            except BaseException:
+                os.unlink(tmp)
+                raise
+            self._appended = 0
+            self.persist_error = None
+        except OSError as e:
+            self.persist_error = str(e)
+
+    def _append(self, events: Iterable[CheckpointEvent]) -> None:
+        assert self.path is not None
+        events = list(events)
+        self._appended += len(events)
+        if self._appended >= self.max_events:
+            self.save()  # compact: keep the last max_events only
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as f:
+                for ev in events:
+                    f.write(json.dumps(ev.to_dict()) + "\n")
+        except OSError as e:
+            self.persist_error = str(e)
+
+
+# --------------------------------------------------------------------------------------
+# Warnings
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WalWarning:
+    """A health warning. ``code``: ``not_wal``, ``wal_no_checkpoint`` or
+    ``checkpoint_starved``; ``message``: one human sentence; ``pid``: the reader that
+    starves checkpoints, when there is one."""
+
+    code: str
+    message: str
+    pid: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"type": "warning", "code", "message"}`` for ``--events``."""
+        d: dict[str, Any] = {"type": "warning", "code": self.code, "message": self.message}
+        if self.pid is not None:
+            d["pid"] = self.pid
+        return d
+
+
+def _fmt_bytes(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+@dataclass
+class _Pin:
+    since: float
+    pending_then: int
+
+
+@dataclass
+class Warnings:
+    """Pure warning logic over successive samples (no I/O).
+
+    ``no_checkpoint_after_s``: warn when pending frames grew and no checkpoint progress
+    was seen for this many seconds. ``starved_after_s``: warn when one pid has held the
+    same read mark (slots 1..4) for this many seconds while pending frames grew.
+    ``own_pid``: this process, named as such in messages.
+    """
+
+    no_checkpoint_after_s: float = 300.0
+    starved_after_s: float = 30.0
+    own_pid: int | None = None
+    _cycle: tuple[Any, ...] | None = field(default=None, repr=False)
+    _progress_at: float | None = field(default=None, repr=False)
+    _pending_at_progress: int = field(default=0, repr=False)
+    _pins: dict[tuple[int, int, int], _Pin] = field(default_factory=dict, repr=False)
+
+    def update(self, sample: WalSample, journal_mode: str | None = None) -> list[WalWarning]:
+        """Feed one sample; return the warnings active now. ``journal_mode`` is what
+        ``PRAGMA journal_mode`` said on a read-only connection, when known."""
+        out: list[WalWarning] = []
+        mode = (journal_mode or "").lower()
+        if (mode and mode != "wal") or (not mode and sample.wal_mode is False):
+            shown = mode or "rollback journal (the database header says so)"
+            out.append(WalWarning(
+                "not_wal",
+                f"The database is not in WAL mode ({shown}): a reader can block the "
+                "writer's commits.",
+            ))
+        now = sample.monotonic
+        pending = sample.pending or 0
+        cycle = (sample.wal_exists, sample.wal_inode, sample.salt1, sample.salt2,
+                 sample.backfilled)
+        if cycle != self._cycle or self._progress_at is None:
+            self._cycle, self._progress_at, self._pending_at_progress = cycle, now, pending
+        elif (
+            pending > self._pending_at_progress
+            and now - self._progress_at >= self.no_checkpoint_after_s
+        ):
+            grown = pending - self._pending_at_progress
+            size = grown * ((sample.page_size or 0) + 24)
+            out.append(WalWarning(
+                "wal_no_checkpoint",
+                f"The WAL grew by {grown} frames ({_fmt_bytes(size)}) with no checkpoint "
+                f"for {now - self._progress_at:.0f} s; {pending} frames wait.",
+            ))
+        out.extend(self._starvation(sample, now, pending))
+        return out
+
+    def _starvation(self, sample: WalSample, now: float, pending: int) -> list[WalWarning]:
+        h = sample.shm_header
+        seen: dict[tuple[int, int, int], _Pin] = {}
+        out: list[WalWarning] = []
+        if h is None:
+            self._pins = seen
+            return out
+        for lock in sample.read_locks:
+            if lock.slot == 0:
+                continue
+            mark = h.read_marks[lock.slot]
+            if mark is None or mark >= h.frames:
+                continue  # sees the newest frame: not (yet) holding the WAL back
+            key = (lock.pid, lock.slot, mark)
+            pin = self._pins.get(key) or _Pin(since=now, pending_then=pending)
+            seen[key] = pin
+            held = now - pin.since
+            if held >= self.starved_after_s and pending > pin.pending_then:
+                who = f"pid {lock.pid}" + (
+                    " (stepflow-top itself)" if lock.pid == self.own_pid else "")
+                out.append(WalWarning(
+                    "checkpoint_starved",
+                    f"Checkpoints are starved: {who} has held read mark {lock.slot} "
+                    f"(frame {mark}) for {held:.0f} s while {pending} frames wait.",
+                    pid=lock.pid,
+                ))
+        self._pins = seen
+        return out
+
+
+def event_dicts(events: Iterable[CheckpointEvent]) -> list[dict[str, Any]]:
+    """``[e.to_dict() for e in events]``."""
+    return [e.to_dict() for e in events]
+
