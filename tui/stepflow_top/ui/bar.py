@@ -39,9 +39,9 @@ class StoreBar(Static):
             text.append(" ⏸ PAUSED ", "reverse bold yellow")
         else:
             text.append(" ● LIVE ", "reverse bold green")
-        text.append(f"  {literal(app.paths.database)}")
         if snapshot is not None and not snapshot.error:
             text.append(f"  journal={snapshot.journal_mode}")
+        text.append(f"  {literal(app.paths.database)}")
         text.append("\n")
         if snapshot is None:
             text.append("reading…", "dim")
