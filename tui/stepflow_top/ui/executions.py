@@ -27,6 +27,9 @@ LIVE_FIRST = {s: i for i, s in enumerate((Status.RUNNING, Status.STALLED, Status
                                            Status.UNKNOWN))}
 SORTS = ("newest", "status", "name", "duration")
 PAGE = 100
+# Status, user, started, duration, steps and exit, with two cells of padding per
+# column and the scrollbar: what is left goes to the name and current step.
+FIXED_WIDTH = 11 + 8 + 8 + 7 + 5 + 4 + 2 * len(COLUMNS) + 2
 
 
 class ExecutionsScreen(Screen):
@@ -50,6 +53,14 @@ class ExecutionsScreen(Screen):
         super().__init__()
         self.sort = "newest"
         self.follow = False
+        self.name_width, self.step_width = 28, 24
+
+    def on_resize(self) -> None:
+        spare = max(16, self.size.width - FIXED_WIDTH)
+        widths = (min(40, spare * 3 // 5), min(32, spare - spare * 3 // 5))
+        if widths != (self.name_width, self.step_width):
+            self.name_width, self.step_width = widths
+            self._show()
 
     def compose(self) -> ComposeResult:
         yield StoreBar(id="bar")
@@ -96,12 +107,12 @@ class ExecutionsScreen(Screen):
             label += "*"
         return [
             cell(label, STATUS_STYLES[status]),
-            cell(_cut(e.name, 28)),
-            cell(_cut(e.user_name, 10)),
+            cell(_cut(e.name, self.name_width)),
+            cell(_cut(e.user_name, 8)),
             cell(formatting.clock_time(e.start, now)),
             cell(formatting.duration(e.duration(now))),
             cell(formatting.progress(*e.progress)),
-            cell(_cut(e.current_step, 24)),
+            cell(_cut(e.current_step, self.step_width)),
             cell("" if e.exit_code is None else e.exit_code,
                  "bold red" if e.exit_code not in (None, 0) else ""),
         ]

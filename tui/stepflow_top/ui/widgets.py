@@ -59,7 +59,7 @@ class KeyedTable(DataTable):
                     old = self.get_row(key)
                     for column, before, after in zip(column_keys, old, cells):
                         if before != after:
-                            self.update_cell(key, column, after)
+                            self.update_cell(key, column, after, update_width=True)
                 else:
                     self.add_row(*cells, key=key)
             self._order([key for key, _ in rows])
