@@ -17,7 +17,9 @@ What can be inferred from outside (SQLITE_WAL.md §2, wal.c ``walRestartHdr`` /
 
 Salt-1 is random when a connection that has never reset writes the first frame of a
 ``-wal`` (wal.c ``walWriteFrames``: ``if( pWal->nCkpt==0 ) sqlite3_randomness``), so a
-salt-1 jump larger than :data:`MAX_PLAUSIBLE_RESETS` counts as "at least one" reset.
+salt-1 jump larger than :data:`MAX_PLAUSIBLE_RESETS` is not counted as resets: the
+resets are then taken from the new ``-wal`` header's checkpoint sequence (that
+connection's own count), none when the ``-wal`` was empty before and the sequence is 0.
 """
 
 from __future__ import annotations
@@ -219,17 +221,25 @@ class CheckpointHistory:
         truncated = cur.wal_size == 0 and (prev.wal_size or 0) > 0
         if s0 is not None and s1 is not None and s0 != s1:
             delta = (s1 - s0) & 0xFFFFFFFF
-            plausible = delta <= MAX_PLAUSIBLE_RESETS
-            events.append(CheckpointEvent(
-                t, "wal_reset", frames=_pending(prev), at_least=True,
-                wal_size_before=prev.wal_size, wal_size_after=cur.wal_size,
-                salt1=s1, count=delta if plausible else 1,
-            ))
-            if cur.wal_size == 0:
+            if delta <= MAX_PLAUSIBLE_RESETS:
+                count = delta
+            else:
+                # Random salts: the first frame written by a connection that never reset
+                # (wal.c walWriteFrames). Its -wal header's checkpoint sequence counts
+                # the resets that connection made since; from an empty -wal that is all.
+                seq = cur.checkpoint_seq or 0
+                count = seq if not prev.wal_size else max(1, seq)
+            if count:
                 events.append(CheckpointEvent(
-                    t, "checkpoint", "truncate", frames=_pending(prev), at_least=True,
-                    wal_size_before=prev.wal_size, wal_size_after=0, salt1=s1,
+                    t, "wal_reset", frames=_pending(prev), at_least=True,
+                    wal_size_before=prev.wal_size, wal_size_after=cur.wal_size,
+                    salt1=s1, count=count,
                 ))
+                if cur.wal_size == 0:
+                    events.append(CheckpointEvent(
+                        t, "checkpoint", "truncate", frames=_pending(prev), at_least=True,
+                        wal_size_before=prev.wal_size, wal_size_after=0, salt1=s1,
+                    ))
             if (cur.backfilled or 0) > 0:
                 events.append(CheckpointEvent(
                     t, "checkpoint", "backfill", frames=cur.backfilled, at_least=False,

@@ -31,6 +31,7 @@ checkpoints or writes.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import tempfile
 import threading
@@ -378,8 +379,21 @@ class IntegrityRunner:
                 if len(rows) > _MAX_DETAILS:
                     details.append(f"(more than {_MAX_DETAILS} rows; first {_MAX_DETAILS} shown)")
             else:
-                rows = conn.execute(f"PRAGMA {name}({_MAX_DETAILS})").fetchall()
-                details = [str(r[0]) for r in rows if str(r[0]) != "ok"]
+                rows = []
+                cur = conn.execute(f"PRAGMA {name}({_MAX_DETAILS})")
+                try:
+                    while (row := cur.fetchone()) is not None:
+                        rows.append(row)
+                except sqlite3.DatabaseError as e:
+                    # SQLite may abort the whole check on a damaged page (SQLITE_CORRUPT)
+                    # instead of reporting it: check table by table to name the damage.
+                    if stopped or _describe(e)[0] != "failed":
+                        raise
+                    rows += [(f"{_describe(e)[1]} (while checking the whole database)",)]
+                    rows += _per_table(conn, name)
+                details = _split_messages(rows)
+                if details:
+                    details = _name_pages(conn, details)
         except sqlite3.Error as e:
             dur = time.monotonic() - t0
             stop = stopped[0] if stopped else stop_reason()
@@ -393,6 +407,64 @@ class IntegrityRunner:
         _learn(name, size, dur)
         report.phase(name, 1.0, f"{name.replace('_', ' ')}: done")
         return CheckResult(name, not details, details, dur, "ok" if not details else "failed")
+
+
+def _per_table(conn: sqlite3.Connection, check: str) -> list[tuple[str]]:
+    """``PRAGMA <check>(<table>)`` for each table (pragma.html: the argument limits the
+    check to that table and its indexes), prefixing each message with the table name."""
+    out: list[tuple[str]] = []
+    tables = [r[0] for r in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").fetchall()]
+    for table in tables:
+        quoted = '"' + table.replace('"', '""') + '"'
+        try:
+            rows = conn.execute(f"PRAGMA {check}({quoted})").fetchall()
+            out += [(f"table {table}: {line}",) for line in _split_messages(rows)]
+        except sqlite3.DatabaseError as e:
+            status, msg = _describe(e)
+            if status != "failed":
+                raise
+            out.append((f"table {table}: {msg}",))
+    return out
+
+
+def _split_messages(rows: Iterable[Sequence[Any]]) -> list[str]:
+    """One line per problem: a row may hold several lines, and a ``*** in database
+    main ***`` heading (SQLite's integrity_check output, pragma.html)."""
+    out: list[str] = []
+    for r in rows:
+        for line in str(r[0]).splitlines():
+            line = line.strip()
+            if line and line != "ok" and not line.startswith("*** in database"):
+                out.append(line)
+    if len(out) > _MAX_DETAILS:
+        out = out[:_MAX_DETAILS] + [f"(more than {_MAX_DETAILS} problems; first shown)"]
+    return out
+
+
+_PAGE_RE = re.compile(r"\bpage (\d+)", re.IGNORECASE)
+
+
+def _name_pages(conn: sqlite3.Connection, lines: list[str]) -> list[str]:
+    """Append the table or index owning each page a message names, found with the
+    ``dbstat`` virtual table on the copy (sqlite.org dbstat.html) when it is available;
+    lines are returned unchanged when it is not or cannot read the damaged b-trees."""
+    pages = {int(m) for line in lines for m in _PAGE_RE.findall(line)}
+    if not pages:
+        return lines
+    owner: dict[int, str] = {}
+    try:
+        kinds = dict(conn.execute("SELECT name, type FROM sqlite_master").fetchall())
+        for name, pageno in conn.execute("SELECT name, pageno FROM dbstat"):
+            if pageno in pages and pageno not in owner:
+                owner[pageno] = f"{kinds.get(name, 'b-tree')} {name}"
+    except sqlite3.Error:
+        pass  # no dbstat, or too damaged to walk: keep SQLite's own words
+    out = []
+    for line in lines:
+        named = sorted({owner[int(m)] for m in _PAGE_RE.findall(line) if int(m) in owner})
+        out.append(f"{line} ({', '.join(named)})" if named else line)
+    return out
 
 
 def _fk_line(row: Sequence[Any]) -> str:
