@@ -33,6 +33,12 @@ class ProjectSVGExtension(pytest_textual_snapshot.SVGImageExtension):
 pytest_textual_snapshot.SVGImageExtension = ProjectSVGExtension
 
 
+@pytest.fixture(autouse=True)
+def private_state_dir(tmp_path_factory, monkeypatch):
+    """Checkpoint history goes to the user's state directory: keep tests out of it."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+
+
 def copy_store(source: Path, target: Path) -> Path:
     """Copy a storage root and make it writable (the shared fixture is read-only;
     a WAL reader must be able to create -wal/-shm beside the database)."""

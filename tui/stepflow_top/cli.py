@@ -16,6 +16,7 @@ from pathlib import Path
 
 from . import __version__, formatting
 from .live.changes import ChangeTracker
+from .live.health import HealthMonitor
 from .live.hints import Hints
 from .live.refresher import Refresher, StoreSnapshot, ViewRequest
 from .store.connection import StoreUnavailable
@@ -23,6 +24,7 @@ from .store.locate import StorePaths, locate_store
 from .store.models import DEFAULT_STALL_AFTER, Status
 from .store.queries import StoreReader
 from .store.text import literal
+from .wal.probe import ProbeError, WalSample, sample_once
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,11 +38,18 @@ def build_parser() -> argparse.ArgumentParser:
     modes = parser.add_mutually_exclusive_group()
     modes.add_argument("--once", action="store_true", help="print one snapshot and exit")
     modes.add_argument("--events", action="store_true", help="print changes as JSON lines")
+    modes.add_argument("--check", action="store_true",
+                       help="run the health checks once; exit 0 healthy, 1 problem, 2 unreadable")
     modes.add_argument("--demo", action="store_true",
                        help="run a simulated StepFlow writer in a temporary folder and watch it")
     modes.add_argument("--demo-writer", metavar="DIR", type=Path,
                        help="only run the simulated writer, creating DIR as a storage root")
-    parser.add_argument("--json", action="store_true", help="with --once: machine-readable output")
+    parser.add_argument("--json", action="store_true",
+                        help="with --once or --check: machine-readable output")
+    parser.add_argument("--full", action="store_true",
+                        help="with --check: run the full integrity_check instead of quick_check")
+    parser.add_argument("--integrity-every", type=float, metavar="SECONDS",
+                        help="in the TUI: run quick_check every SECONDS (off by default)")
     parser.add_argument("--limit", type=int, default=100, metavar="N",
                         help="with --once: at most N executions, newest first (default 100)")
     parser.add_argument("--seconds", type=float, metavar="S",
@@ -77,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
             return run_once(paths, args)
         if args.events:
             return asyncio.run(run_events(paths, args))
+        if args.check:
+            from .checks import run_check
+
+            return run_check(paths, full=args.full, as_json=args.json)
         return run_app(paths, args)
     except KeyboardInterrupt:
         return 130
@@ -108,11 +121,39 @@ def run_once(paths: StorePaths, args: argparse.Namespace) -> int:
         refresher.close()
     if snapshot.error:
         return _fail(snapshot.error)
+    try:
+        sample = sample_once(paths.database)
+    except ProbeError as exc:
+        print(f"stepflow-top: cannot read the WAL state: {exc}", file=sys.stderr)
+        sample = None
     if args.json:
-        print(json.dumps(snapshot_json(paths, snapshot, args.stall_after), indent=2))
+        document = snapshot_json(paths, snapshot, args.stall_after)
+        document["database"] = sample.database_dict() if sample else None
+        document["wal"] = sample.wal_dict() if sample else None
+        print(json.dumps(document, indent=2))
     else:
         print(snapshot_text(paths, snapshot, args.stall_after))
+        if sample is not None:
+            print()
+            print(wal_text(sample))
     return 0
+
+
+def wal_text(sample: WalSample) -> str:
+    """Two lines on the database file and its WAL for ``--once``."""
+    db = sample.database_dict()
+    line = (f"database {formatting.size(db.get('size_bytes'))}, {db.get('page_count')} pages "
+            f"of {db.get('page_size')} bytes, {db.get('freelist_count')} free")
+    if not sample.wal_exists:
+        return line + "\nwal: no -wal file (no writer has it open)"
+    wal = sample.wal_dict()
+    readers = ", ".join(str(p) for p in wal.get("readers") or []) or "none"
+    return line + (
+        f"\nwal {formatting.size(wal.get('size_bytes'))}: {wal.get('frames')} frames, "
+        f"{wal.get('backfilled')} backfilled, {wal.get('pending')} pending, "
+        f"checkpoint seq {wal.get('checkpoint_seq')}, salt-1 {wal.get('salt1')}, "
+        f"readers {readers}"
+    )
 
 
 def snapshot_json(paths: StorePaths, snapshot: StoreSnapshot, stall_after: float) -> dict:
@@ -196,6 +237,7 @@ async def run_events(paths: StorePaths, args: argparse.Namespace) -> int:
     hints = Hints([paths.database_dir], fallback=args.refresh, poll=args.poll)
     hints.start()
     tracker = ChangeTracker(reader)
+    health = HealthMonitor(paths.database, persist=False)
     started = False
     waiting_said = False
     try:
@@ -208,6 +250,8 @@ async def run_events(paths: StorePaths, args: argparse.Namespace) -> int:
                 else:
                     for event in tracker.poll(datetime.now()):
                         print(json.dumps(event), flush=True)
+                for event in health_events(health, reader.journal_mode):
+                    print(json.dumps(event), flush=True)
             except StoreUnavailable as exc:
                 reader.close()
                 started = False
@@ -222,7 +266,21 @@ async def run_events(paths: StorePaths, args: argparse.Namespace) -> int:
     finally:
         hints.stop()
         reader.close()
+        health.close()
     return 0
+
+
+def health_events(health: HealthMonitor, journal_mode: str) -> list[dict]:
+    """``--events`` lines for checkpoint events and newly raised warnings."""
+    state = health.sample(journal_mode)
+    events = []
+    for event in state.new_events:
+        line = event.to_dict()
+        line["ts"] = line.pop("time")
+        events.append(line)
+    for warning in health.raised(state):
+        events.append({"ts": time.time(), **warning.to_dict()})
+    return events
 
 
 # -- TUI and demo ------------------------------------------------------------
@@ -235,6 +293,7 @@ def run_app(paths: StorePaths, args: argparse.Namespace) -> int:
         fallback=args.refresh,
         stall_after=args.stall_after,
         bell=args.bell,
+        integrity_every=args.integrity_every,
     )
     app.run()
     return app.return_code or 0

@@ -10,6 +10,8 @@ elapsed times move without queries.
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -21,9 +23,12 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.reactive import reactive
 
+from ..live.health import HealthMonitor, HealthState
 from ..live.hints import Hints
 from ..live.refresher import Refresher, StoreSnapshot, ViewRequest
 from ..store.locate import StorePaths
+from ..store.consistency import run_consistency_checks
+from ..wal.integrity import IntegrityReport, IntegrityRunner
 from .help import HelpScreen
 
 REFRESH_STEPS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
@@ -37,14 +42,45 @@ class SnapshotReady(Message):
         self.snapshot = snapshot
 
 
+class HealthReady(Message):
+    """A health sample was taken."""
+
+    def __init__(self, state: HealthState) -> None:
+        super().__init__()
+        self.state = state
+
+
+class ChecksDone(Message):
+    """An integrity/consistency run ended."""
+
+    def __init__(self, report: IntegrityReport) -> None:
+        super().__init__()
+        self.report = report
+
+
+def _executions_screen():
+    from .executions import ExecutionsScreen
+
+    return ExecutionsScreen()
+
+
+def _health_screen():
+    from .health import HealthScreen
+
+    return HealthScreen()
+
+
 class StepflowTop(App):
     """``stepflow-top``: executions → steps → logs, live and read-only."""
 
     TITLE = "stepflow-top"
     CSS_PATH = "app.tcss"
     ENABLE_COMMAND_PALETTE = True
+    MODES = {"executions": _executions_screen, "health": _health_screen}
     BINDINGS = [
         Binding("q", "quit", "Quit"),
+        Binding("1", "switch_mode('executions')", "Executions", show=False),
+        Binding("2", "switch_mode('health')", "Health"),
         Binding("question_mark,f1", "help", "Help", key_display="?"),
         Binding("p", "toggle_pause", "Pause"),
         Binding("ctrl+r,R", "refresh_now", "Refresh", show=False),
@@ -55,6 +91,9 @@ class StepflowTop(App):
     snapshot: reactive[StoreSnapshot | None] = reactive(None, always_update=True)
     now: reactive[datetime] = reactive(datetime.now)
     paused: reactive[bool] = reactive(False)
+    health: reactive[HealthState | None] = reactive(None)
+    integrity: reactive[IntegrityReport | None] = reactive(None)
+    integrity_progress: reactive[tuple[float, str] | None] = reactive(None)
 
     def __init__(
         self,
@@ -66,6 +105,8 @@ class StepflowTop(App):
         bell: bool = False,
         clock: Callable[[], datetime] = datetime.now,
         watch: bool = True,
+        integrity_every: float | None = None,
+        persist_history: bool = True,
     ) -> None:
         super().__init__()
         self.paths = paths
@@ -80,20 +121,27 @@ class StepflowTop(App):
         self._queued: bool | None = None  # None: nothing queued; else its `force`
         self._held: StoreSnapshot | None = None  # arrived while paused
         self._failed_seen: set[str] | None = None
+        self.health_monitor = HealthMonitor(paths.database, persist=persist_history)
+        self._sampling = False
+        self.integrity_every = integrity_every
+        self._checks: IntegrityRunner | None = None
+        self._cancel_checks = threading.Event()
 
     def on_mount(self) -> None:
-        from .executions import ExecutionsScreen
-
         self.now = self.clock()
-        self.push_screen(ExecutionsScreen())
+        self.switch_mode("executions")
         self.set_interval(1.0, self._tick)
+        if self.integrity_every:
+            self.set_interval(self.integrity_every, lambda: self.start_checks("quick"))
         if self._watch_files:
             self._consume_hints()
         self.request_refresh(force=True)
 
     def on_unmount(self) -> None:
         self.hints.stop()
+        self.cancel_checks()
         self.refresher.close()
+        self.health_monitor.close()
 
     # -- refresh scheduling ------------------------------------------------
     def request_refresh(self, *, force: bool = False) -> None:
@@ -119,6 +167,69 @@ class StepflowTop(App):
         if self._queued is not None:
             force, self._queued = self._queued, None
             self.request_refresh(force=force)
+        self._request_health()
+
+    # -- health --------------------------------------------------------------
+    def _request_health(self) -> None:
+        if not self._sampling:
+            self._sampling = True
+            journal = self.snapshot.journal_mode if self.snapshot else None
+            self._sample_health(journal)
+
+    @work(thread=True, group="health")
+    def _sample_health(self, journal_mode: str | None) -> None:
+        self.post_message(HealthReady(self.health_monitor.sample(journal_mode)))
+
+    def on_health_ready(self, message: HealthReady) -> None:
+        self._sampling = False
+        if not self.paused:
+            self.health = message.state
+        for warning in self.health_monitor.raised(message.state):
+            self.notify(warning.message, title="Database health", severity="warning",
+                        markup=False, timeout=10)
+
+    def start_checks(self, kind: str) -> None:
+        """Run checks off the UI thread: ``quick`` (quick_check + foreign keys),
+        ``full`` (integrity_check + foreign keys) or ``consistency`` (StepFlow rows
+        and log files). One run at a time."""
+        if self._checks is not None:
+            self.notify("a check is already running (x cancels it)", timeout=3)
+            return
+        self._checks = IntegrityRunner(self.paths.database)
+        self._cancel_checks.clear()
+        self.integrity_progress = (0.0, "starting")
+        self._run_checks(kind, self._checks)
+
+    def cancel_checks(self) -> None:
+        if self._checks is not None:
+            self._cancel_checks.set()
+            self._checks.cancel()
+
+    @work(thread=True, group="checks")
+    def _run_checks(self, kind: str, runner: IntegrityRunner) -> None:
+        def progress(fraction: float, phrase: str) -> None:
+            self.call_from_thread(setattr, self, "integrity_progress", (fraction, phrase))
+
+        started, t0 = time.time(), time.monotonic()
+        if kind == "consistency":
+            results = run_consistency_checks(self.paths.database, progress=progress,
+                                             cancel=self._cancel_checks)
+            report = IntegrityReport(results, started, time.monotonic() - t0)
+        else:
+            checks = ("integrity_check" if kind == "full" else "quick_check", "foreign_key_check")
+            report = runner.run(checks, progress=progress, cancel=self._cancel_checks)
+        self.post_message(ChecksDone(report))
+
+    def on_checks_done(self, message: ChecksDone) -> None:
+        self._checks = None
+        self.integrity_progress = None
+        self.integrity = message.report
+        if not message.report.ok:
+            failed = ", ".join(r.name for r in message.report.results if not r.ok)
+            self.notify(f"checks found problems: {failed} (press 2 for details)",
+                        title="Database health", severity="error", markup=False, timeout=15)
+            if self.bell_on_failure:
+                self.bell()
 
     def set_request(self, **changes) -> None:
         """Change what the views show (filter, status, limit, open execution) and

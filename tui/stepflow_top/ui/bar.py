@@ -29,6 +29,7 @@ class StoreBar(Static):
     def on_mount(self) -> None:
         self.watch(self.app, "snapshot", self._redraw)
         self.watch(self.app, "paused", self._redraw)
+        self.watch(self.app, "health", self._redraw)
 
     def _redraw(self, _value=None) -> None:
         app = self.app
@@ -62,4 +63,8 @@ class StoreBar(Static):
                     "block this writer; stepflow-top keeps its reads minimal",
                     "bold yellow",
                 )
+        health = app.health
+        for warning in health.warnings if health else ():
+            if warning.code != "not_wal":  # said above, from the connection's own answer
+                text.append(f"\n⚠ {literal(warning.message)} (2: health)", "bold yellow")
         self.update(text)

@@ -1,0 +1,52 @@
+"""``stepflow-top PATH --check``: integrity and StepFlow consistency checks, once.
+
+Exit status: 0 healthy, 1 a problem was found (printed, naming table/page or rows),
+2 the store cannot be opened. Never a traceback for a store problem.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+
+from .store.consistency import run_consistency_checks
+from .store.locate import StorePaths
+from .wal.integrity import CheckResult, run_integrity
+
+INTEGRITY = ("quick_check", "foreign_key_check")
+FULL_INTEGRITY = ("integrity_check", "foreign_key_check")
+
+
+def run_checks(paths: StorePaths, *, full: bool = False) -> list[CheckResult]:
+    """Integrity checks on a private copy of the database (the live snapshot is held
+    about a second at most), then the StepFlow consistency checks."""
+    report = run_integrity(paths.database, FULL_INTEGRITY if full else INTEGRITY)
+    results = list(report.results)
+    if all(r.status != "error" for r in results):
+        results += run_consistency_checks(paths.database, now=datetime.now())
+    return results
+
+
+def run_check(paths: StorePaths, *, full: bool, as_json: bool) -> int:
+    if not paths.database.exists():
+        print(f"stepflow-top: no database at {paths.database}", file=sys.stderr)
+        return 2
+    results = run_checks(paths, full=full)
+    unreadable = any(r.status == "error" for r in results)
+    ok = all(r.ok for r in results)
+    if as_json:
+        print(json.dumps({"ok": ok, "checks": [
+            {"name": r.name, "ok": r.ok, "details": r.details,
+             "duration_s": round(r.duration_s, 3)} for r in results]}, indent=2))
+    else:
+        for r in results:
+            mark = "✓" if r.ok else "✗"
+            print(f"{mark} {r.name:<20} {r.status:<9} {r.duration_s:6.2f}s")
+            for line in r.details[:20]:
+                print(f"    {line}")
+            if len(r.details) > 20:
+                print(f"    … and {len(r.details) - 20} more")
+    if unreadable:
+        return 2
+    return 0 if ok else 1

@@ -1,0 +1,90 @@
+"""Database health over time: probe samples → checkpoint history and warnings.
+
+Textual-free; the app and ``--events`` drive it. Each ``sample()`` asks the probe
+subprocess for the ``-wal``/``-shm``/database headers (this process never opens
+those files, SQLITE_WAL.md §3), feeds the checkpoint-history inference and the
+warning rules, and keeps short series of WAL size and pending frames for sparklines.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..wal.history import CheckpointEvent, CheckpointHistory, Warnings, WalWarning
+from ..wal.probe import Probe, ProbeError, WalSample
+
+SERIES_LENGTH = 120
+
+
+@dataclass(frozen=True)
+class HealthState:
+    """One health reading.
+
+    ``sample`` is None (and ``error`` says why) when the probe could not answer;
+    ``new_events`` are the checkpoint events inferred from this sample, ``events`` the
+    whole kept history (oldest first); ``warnings`` are active now; ``wal_sizes``
+    (bytes) and ``pending`` (frames) are the last SERIES_LENGTH samples, oldest first.
+    """
+
+    sample: WalSample | None
+    error: str | None = None
+    new_events: tuple[CheckpointEvent, ...] = ()
+    events: tuple[CheckpointEvent, ...] = ()
+    warnings: tuple[WalWarning, ...] = ()
+    wal_sizes: tuple[int, ...] = ()
+    pending: tuple[int, ...] = ()
+    counts: dict[str, int] = field(default_factory=dict)
+    rates: dict[str, float] = field(default_factory=dict)
+
+
+class HealthMonitor:
+    """Samples one database's WAL state; use from one thread at a time.
+
+    ``persist`` keeps the checkpoint history in the user's state directory (keyed by
+    database path) so it survives restarts; ``--events`` runs without it.
+    """
+
+    def __init__(self, database: Path, *, persist: bool = True) -> None:
+        self.database = database
+        self.probe = Probe()
+        self.history = (CheckpointHistory.for_database(database) if persist
+                        else CheckpointHistory())
+        self.rules = Warnings(own_pid=os.getpid())
+        self._sizes: deque[int] = deque(maxlen=SERIES_LENGTH)
+        self._pending: deque[int] = deque(maxlen=SERIES_LENGTH)
+        self._active: set[str] = set()
+
+    def sample(self, journal_mode: str | None = None) -> HealthState:
+        """Take one sample; never raises (a probe failure becomes ``error``)."""
+        try:
+            sample = self.probe.sample(self.database)
+        except ProbeError as exc:
+            return HealthState(None, error=f"cannot read the WAL state: {exc}")
+        new = tuple(self.history.observe(sample))
+        warnings = tuple(self.rules.update(sample, journal_mode))
+        self._sizes.append(sample.wal_size or 0)
+        self._pending.append(sample.pending or 0)
+        return HealthState(
+            sample=sample,
+            new_events=new,
+            events=self.history.events,
+            warnings=warnings,
+            wal_sizes=tuple(self._sizes),
+            pending=tuple(self._pending),
+            counts=self.history.counts(),
+            rates={label: self.history.rate_per_minute(label) for label in
+                   ("wal_reset", "truncate", "backfill")},
+        )
+
+    def raised(self, state: HealthState) -> list[WalWarning]:
+        """Warnings in ``state`` that were not active at the previous call."""
+        codes = {w.code for w in state.warnings}
+        new = [w for w in state.warnings if w.code not in self._active]
+        self._active = codes
+        return new
+
+    def close(self) -> None:
+        self.probe.close()

@@ -1,0 +1,208 @@
+"""Screen 2 (key 2): WAL state, checkpoint history, warnings and integrity checks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Label, ProgressBar, Sparkline, Static, TabbedContent, TabPane
+
+from .. import formatting
+from ..live.health import HealthState
+from ..wal.history import CheckpointEvent
+from ..wal.integrity import IntegrityReport
+from .bar import StoreBar
+from .widgets import KeyedTable, cell
+
+HISTORY_COLUMNS = (("time", "Time"), ("event", "Event"), ("frames", "Frames"),
+                   ("before", "WAL before"), ("after", "WAL after"))
+CHECK_COLUMNS = (("name", "Check"), ("result", "Result"), ("duration", "Took"),
+                 ("details", "Details"))
+EVENT_WORDS = {
+    "wal_reset": "WAL reset", "truncate": "TRUNCATE checkpoint", "backfill": "backfill",
+    "interrupted": "interrupted checkpoint", "wal_deleted": "-wal deleted",
+    "wal_created": "-wal created",
+}
+
+
+class HealthScreen(Screen):
+    """Live database health; checks run off the UI thread on their own connection."""
+
+    BINDINGS = [
+        Binding("c", "check('quick')", "quick_check"),
+        Binding("I", "check('full')", "integrity_check"),
+        Binding("k", "check('consistency')", "StepFlow checks"),
+        Binding("x", "cancel_check", "Cancel check"),
+        Binding("h", "tab('history')", "History", show=False),
+        Binding("i", "tab('integrity')", "Integrity", show=False),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield StoreBar()
+        with Horizontal(id="figures"):
+            yield Static(id="wal-figures")
+            yield Static(id="db-figures")
+        with Horizontal(id="sparklines"):
+            with Vertical():
+                yield Label("WAL file size", id="wal-spark-label")
+                yield Sparkline([], id="wal-spark")
+            with Vertical():
+                yield Label("frames waiting for checkpoint", id="pending-spark-label")
+                yield Sparkline([], id="pending-spark")
+        with TabbedContent(initial="history"):
+            with TabPane("Checkpoint history", id="history"):
+                yield Static(id="history-summary")
+                yield KeyedTable(HISTORY_COLUMNS, id="history-table")
+            with TabPane("Integrity", id="integrity"):
+                yield Static(id="check-state")
+                yield ProgressBar(total=1.0, show_eta=False, id="check-progress")
+                yield KeyedTable(CHECK_COLUMNS, id="check-table")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.call_after_refresh(self._watch_app)
+
+    def _watch_app(self) -> None:
+        self.watch(self.app, "health", self._show_health)
+        self.watch(self.app, "integrity", self._show_integrity)
+        self.watch(self.app, "integrity_progress", self._show_progress)
+
+    # -- WAL -----------------------------------------------------------------
+    def _show_health(self, state: HealthState | None) -> None:
+        if state is None:
+            return
+        wal, db = self.query_one("#wal-figures", Static), self.query_one("#db-figures", Static)
+        if state.sample is None:
+            wal.update(cell(state.error or "no sample yet", "bold red"))
+            return
+        sample = state.sample
+        wal.update(_wal_text(sample))
+        db.update(_db_text(sample, self.app.snapshot))
+        self.query_one("#wal-spark", Sparkline).data = list(state.wal_sizes) or [0]
+        self.query_one("#pending-spark", Sparkline).data = list(state.pending) or [0]
+        self.query_one("#wal-spark-label", Label).update(
+            f"WAL file size (now {formatting.size(sample.wal_size or 0)}, "
+            f"peak {formatting.size(max(state.wal_sizes, default=0))})")
+        self.query_one("#pending-spark-label", Label).update(
+            f"frames waiting for checkpoint (now {sample.pending or 0})")
+        self._show_history(state)
+
+    def _show_history(self, state: HealthState) -> None:
+        summary = Text(no_wrap=True, overflow="ellipsis")
+        for label in ("wal_reset", "truncate", "backfill", "interrupted", "wal_deleted"):
+            n = state.counts.get(label, 0)
+            summary.append(f"{EVENT_WORDS[label]}: {n}", "bold" if n else "dim")
+            if label in state.rates:
+                summary.append(f" ({state.rates[label]:.1f}/min)", "dim")
+            summary.append("   ")
+        if not state.events:
+            summary.append("\nNo checkpoint seen yet. SQLite keeps no history: it is inferred "
+                           "from samples taken while stepflow-top runs.", "dim")
+        self.query_one("#history-summary", Static).update(summary)
+        now = datetime.now()
+        rows = []
+        for n, event in enumerate(reversed(state.events[-200:])):
+            rows.append((f"{event.wall}-{event.label}-{n}", _event_cells(event, now)))
+        self.query_one("#history-table", KeyedTable).show_rows(rows)
+
+    # -- integrity -----------------------------------------------------------
+    def _show_progress(self, progress: tuple[float, str] | None) -> None:
+        bar = self.query_one("#check-progress", ProgressBar)
+        state = self.query_one("#check-state", Static)
+        if progress is None:
+            bar.update(progress=0 if self.app.integrity is None else 1.0)
+            if self.app.integrity is None:
+                state.update(cell("No check has run yet: c quick_check · I integrity_check · "
+                                  "k StepFlow consistency · x cancel", "dim"))
+            return
+        fraction, phrase = progress
+        bar.update(progress=fraction)
+        state.update(cell(f"running: {phrase}  (x cancels)", "bold"))
+
+    def _show_integrity(self, report: IntegrityReport | None) -> None:
+        if report is None:
+            return
+        state = self.query_one("#check-state", Static)
+        when = datetime.fromtimestamp(report.started).strftime("%H:%M:%S")
+        verdict = "✓ healthy" if report.ok else "✗ PROBLEMS FOUND"
+        state.update(cell(
+            f"{verdict} — run at {when}, took {report.duration_s:.2f}s, longest snapshot of the "
+            f"live database {report.snapshot_s:.2f}s", "bold green" if report.ok else "bold red"))
+        self.query_one("#check-table", KeyedTable).show_rows(
+            (r.name, [
+                cell(r.name),
+                cell(("✓ " if r.ok else "✗ ") + r.status, "green" if r.ok else "bold red"),
+                cell(f"{r.duration_s:.2f}s"),
+                cell("; ".join(r.details[:3]) + (" …" if len(r.details) > 3 else "")),
+            ])
+            for r in report.results
+        )
+
+    # -- actions -------------------------------------------------------------
+    def action_check(self, kind: str) -> None:
+        self.action_tab("integrity")
+        self.app.start_checks(kind)
+
+    def action_cancel_check(self) -> None:
+        self.app.cancel_checks()
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+
+
+def _wal_text(sample) -> Text:
+    text = Text()
+    text.append("WAL\n", "bold underline")
+    if not sample.wal_exists:
+        text.append("no -wal file: no connection has the database open in WAL mode\n", "dim")
+        return text
+    wal = sample.wal_dict()
+    rows = (
+        ("file size", formatting.size(sample.wal_size)),
+        ("live size", formatting.size(sample.live_wal_bytes)),
+        ("frames", wal.get("frames")),
+        ("backfilled", wal.get("backfilled")),
+        ("pending", wal.get("pending")),
+        ("checkpoint seq", wal.get("checkpoint_seq")),
+        ("salt-1", wal.get("salt1")),
+        ("readers", ", ".join(map(str, wal.get("readers") or [])) or "none"),
+    )
+    for label, value in rows:
+        text.append(f"{label:<15}", "dim")
+        text.append(f"{'—' if value is None else value}\n")
+    return text
+
+
+def _db_text(sample, snapshot) -> Text:
+    db = sample.database_dict()
+    text = Text()
+    text.append("Database\n", "bold underline")
+    rows = (
+        ("size", formatting.size(db.get("size_bytes"))),
+        ("page size", db.get("page_size")),
+        ("pages", db.get("page_count")),
+        ("freelist", db.get("freelist_count")),
+        ("journal mode", snapshot.journal_mode if snapshot and not snapshot.error else "?"),
+    )
+    for label, value in rows:
+        text.append(f"{label:<14}", "dim")
+        text.append(f"{'—' if value is None else value}\n")
+    return text
+
+
+def _event_cells(event: CheckpointEvent, now: datetime) -> list[Text]:
+    frames = "" if event.frames is None else (("≥" if event.at_least else "") + str(event.frames))
+    word = EVENT_WORDS.get(event.label, event.label)
+    if event.type == "wal_reset" and event.count > 1:
+        word += f" ×{event.count}"
+    return [
+        cell(formatting.clock_time(datetime.fromtimestamp(event.wall), now)),
+        cell(word),
+        cell(frames),
+        cell(formatting.size(event.wal_size_before)),
+        cell(formatting.size(event.wal_size_after)),
+    ]
