@@ -239,3 +239,24 @@ def test_store_wal_and_live_import_no_textual():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+async def test_key_2_shows_live_wal_health_and_key_1_returns(writer):
+    from stepflow_top.ui.health import HealthScreen
+
+    app = StepflowTop(locate_store(writer.root), fallback=30)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await until(pilot, lambda: table(app).row_count >= 1)
+        await pilot.press("2")
+        await until(pilot, lambda: isinstance(app.screen, HealthScreen))
+        figures = app.screen.query_one("#wal-figures")
+        await until(pilot, lambda: "frames" in str(figures.render()))
+        first = app.health.sample.frames
+        await until(pilot, lambda: app.health.sample.frames != first, timeout=60)  # live
+        await pilot.press("c")
+        await until(pilot, lambda: app.integrity is not None, timeout=60)
+        assert app.integrity.ok
+        names = [r.name for r in app.integrity.results]
+        assert names == ["quick_check", "foreign_key_check"]
+        await pilot.press("1")
+        await until(pilot, lambda: isinstance(app.screen, ExecutionsScreen))
