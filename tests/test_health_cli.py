@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 
-from conftest import wait_for
+from conftest import FIXTURE, wait_for
 
 from test_cli import stepflow_top
 
@@ -78,8 +78,7 @@ def test_once_json_wal_figures_agree_with_the_files(fixture_store):
 def test_events_count_every_wal_reset_and_truncate(tmp_path):
     database = tmp_path / "database" / "stepflow.db"
     # A StepFlow schema so that --events can start.
-    shutil.copytree(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "fixtures",
-                                 "stepflow-midrun", "database"), database.parent)
+    shutil.copytree(FIXTURE / "database", database.parent)
     os.chmod(database.parent, 0o755)
     os.chmod(database, 0o644)
     writer = CycleWriter(database)
