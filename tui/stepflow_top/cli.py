@@ -225,8 +225,7 @@ def snapshot_text(paths: StorePaths, snapshot: StoreSnapshot, stall_after: float
 
 
 def _cut(value: str | None, width: int) -> str:
-    text = literal(value)
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return formatting.cut(literal(value), width)
 
 
 # -- --events --------------------------------------------------------------

@@ -52,3 +52,9 @@ def size(n_bytes: int | None) -> str:
 def progress(done: int, known: int) -> str:
     """``1/2`` finished over known steps; ``—`` when no step is known."""
     return f"{done}/{known}" if known else "—"
+
+
+def cut(value: str | None, width: int) -> str:
+    """``value`` shortened to ``width`` characters with a trailing ``…``; None gives ``""``."""
+    text = value or ""
+    return text if len(text) <= width else text[: width - 1] + "…"

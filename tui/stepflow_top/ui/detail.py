@@ -134,13 +134,13 @@ class DetailScreen(Screen):
     def _step_cells(self, step: Step, now: datetime) -> list[Text]:
         return [
             cell(step.index),
-            cell(_cut(step.name, 28)),
+            cell(formatting.cut(step.name, 28)),
             cell(step_label(step.status), STEP_STYLES.get(step.status, "")),
             cell(formatting.clock_time(step.started_at, now)),
             cell(formatting.duration(step.duration(now))),
             cell("" if step.exit_code is None else step.exit_code,
                  "bold red" if step.exit_code not in (None, 0) else ""),
-            cell(_cut(step.error_message, 60), "red"),
+            cell(formatting.cut(step.error_message, 60), "red"),
         ]
 
     # -- actions -----------------------------------------------------------
@@ -228,7 +228,3 @@ def _json_lines(raw: str | None) -> list[str]:
         return [f"  {k} = {json.dumps(v, ensure_ascii=False)}" for k, v in sorted(value.items())]
     return ["  " + json.dumps(value, ensure_ascii=False)]
 
-
-def _cut(value: str | None, width: int) -> str:
-    text = value or ""
-    return text if len(text) <= width else text[: width - 1] + "…"

@@ -107,12 +107,12 @@ class ExecutionsScreen(Screen):
             label += "*"
         return [
             cell(label, STATUS_STYLES[status]),
-            cell(_cut(e.name, self.name_width)),
-            cell(_cut(e.user_name, 8)),
+            cell(formatting.cut(e.name, self.name_width)),
+            cell(formatting.cut(e.user_name, 8)),
             cell(formatting.clock_time(e.start, now)),
             cell(formatting.duration(e.duration(now))),
             cell(formatting.progress(*e.progress)),
-            cell(_cut(e.current_step, self.step_width)),
+            cell(formatting.cut(e.current_step, self.step_width)),
             cell("" if e.exit_code is None else e.exit_code,
                  "bold red" if e.exit_code not in (None, 0) else ""),
         ]
@@ -213,7 +213,3 @@ class ExecutionsScreen(Screen):
     def action_last(self) -> None:
         self.table.move_cursor(row=max(0, self.table.row_count - 1))
 
-
-def _cut(value: str | None, width: int) -> str:
-    text = value or ""
-    return text if len(text) <= width else text[: width - 1] + "…"
