@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import sqlite3
-import stat
 import threading
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,10 +16,6 @@ from stepflow_top.store.consistency import (
     run_consistency_checks,
 )
 
-FIXTURE = Path("/work/shared/fixtures/stepflow-midrun")
-if not FIXTURE.exists():  # the fixture may also be vendored beside the tests
-    FIXTURE = Path(__file__).parent / "fixtures" / "stepflow-midrun"
-
 # The fixture was taken at about this local time; its running step started 19:56:01.
 FIXTURE_NOW = datetime(2026, 11, 21, 19, 57, 0)
 
@@ -32,17 +26,9 @@ NIGHTLY_STEP0 = "03610f8c-4e5f-4950-bc88-11ca83df76c2"
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Path:
-    if not FIXTURE.exists():
-        pytest.skip("fixture stepflow-midrun not available")
-    root = tmp_path / "store"
-    shutil.copytree(FIXTURE, root)
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            p = os.path.join(dirpath, name)
-            os.chmod(p, os.stat(p).st_mode | stat.S_IWUSR)
-    os.chmod(root, os.stat(root).st_mode | stat.S_IWUSR)
-    return root
+def store(fixture_store: Path) -> Path:
+    """A writable copy of the stepflow-midrun fixture (conftest.py)."""
+    return fixture_store
 
 
 def by_name(results):

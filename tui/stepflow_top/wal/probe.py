@@ -498,7 +498,8 @@ class Probe:
     def _start(self) -> subprocess.Popen[bytes]:
         try:
             proc = subprocess.Popen(
-                [self._python, "-m", "stepflow_top.wal.probe"],
+                # -P: do not put the current directory first on sys.path (3.11+).
+                [self._python, "-P", "-m", "stepflow_top.wal.probe"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                 env=_child_env(), close_fds=True,
             )
