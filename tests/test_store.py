@@ -71,7 +71,7 @@ def test_text_and_status_filters(fixture_store):
 
 
 def test_counts_are_by_effective_status(fixture_store):
-    counts = reader_for(fixture_store).counts(FROZEN_NOW)
+    counts = reader_for(fixture_store).counts(FROZEN_NOW, tables=True)
     assert (counts.executions, counts.steps, counts.artifacts) == (3, 11, 4)
     assert counts.by_status == {"completed": 2, "running": 1}
 
@@ -119,7 +119,7 @@ def test_other_schema_versions_read_missing_columns_as_null(tmp_path):
     reader = reader_for(tmp_path)
     [execution] = reader.executions(FROZEN_NOW)
     assert (execution.name, execution.user_name, execution.created_at) == ("old", None, None)
-    assert reader.counts(FROZEN_NOW).steps == 0
+    assert reader.counts(FROZEN_NOW, tables=True).steps == 0
 
 
 @pytest.mark.parametrize(
@@ -195,3 +195,20 @@ def test_literal_spells_out_controls_and_bidi_overrides():
     assert literal("a\x1b[2Jb\r\n") == "a\\x1b[2Jb\\x0d\\x0a"
     assert literal("x\u202ey") == "x\\u202ey"
     assert literal(None) == ""
+
+
+def test_refresh_skips_queries_when_nothing_changed_and_recounts_after_a_save(fixture_store):
+    from stepflow_top.live.refresher import Refresher, ViewRequest
+
+    refresher = Refresher(locate_store(fixture_store))
+    first = refresher.refresh(ViewRequest(), FROZEN_NOW)
+    assert first.counts.by_status == {"completed": 2, "running": 1}
+    assert refresher.refresh(ViewRequest(), FROZEN_NOW) is None  # data_version unchanged
+    with sqlite3.connect(fixture_store / "database" / "stepflow.db") as conn:  # another connection
+        conn.execute("INSERT OR REPLACE INTO executions SELECT id, name, command, "
+                     "working_directory, 'failed', 1, 'boom', created_at, created_at, created_at,"
+                     " environment, user_name, tags, 2, 1, 1, metadata FROM executions "
+                     "WHERE id=?", [DATA_REPORT])
+    second = refresher.refresh(ViewRequest(), FROZEN_NOW)
+    assert second.counts.by_status == {"completed": 2, "failed": 1}
+    refresher.close()

@@ -116,7 +116,8 @@ def run_once(paths: StorePaths, args: argparse.Namespace) -> int:
     """Print one snapshot; exit 0, or 2 with one line when the store cannot be read."""
     refresher = Refresher(paths, stall_after=args.stall_after)
     try:
-        snapshot = refresher.refresh(ViewRequest(limit=args.limit), datetime.now(), force=True)
+        snapshot = refresher.refresh(ViewRequest(limit=args.limit), datetime.now(), force=True,
+                                     tables=True)
     finally:
         refresher.close()
     if snapshot.error:

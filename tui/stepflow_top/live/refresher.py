@@ -51,13 +51,19 @@ class Refresher:
     def __init__(self, paths: StorePaths, *, stall_after: float = 60.0) -> None:
         self.reader = StoreReader(paths, stall_after=stall_after)
         self._last: tuple[int, ViewRequest] | None = None
+        self._stored: tuple[int, dict[str, int]] | None = None
 
     def refresh(
-        self, request: ViewRequest, now: datetime, *, force: bool = False
+        self, request: ViewRequest, now: datetime, *, force: bool = False, tables: bool = False
     ) -> StoreSnapshot | None:
         """A new snapshot, or None when neither the data nor the request changed
-        since the previous one (and ``force`` is false). Never raises for a store
-        that cannot be read: the snapshot's ``error`` says why."""
+        since the previous one (and ``force`` is false). ``tables`` also counts step
+        and artifact rows. Never raises for a store that cannot be read: the
+        snapshot's ``error`` says why.
+
+        Counts per stored status scan an index, so they are cached until an
+        execution row is saved (its rowid rises: STEPFLOW_STORE.md) or ``force``;
+        housekeeping's deletes show at the next forced refresh."""
         reader = self.reader
         try:
             if reader.conn is None:
@@ -68,11 +74,11 @@ class Refresher:
             executions = reader.executions(
                 now, limit=request.limit, text=request.text or None, status=request.status
             )
-            counts = reader.counts(now)
+            counts = reader.counts(now, stored=self._stored_counts(force), tables=tables)
             detail = reader.detail(request.execution_id) if request.execution_id else None
         except StoreUnavailable as exc:
             reader.close()
-            self._last = None
+            self._last = self._stored = None
             return StoreSnapshot(now, request, error=str(exc))
         self._last = (version, request)
         return StoreSnapshot(
@@ -84,6 +90,12 @@ class Refresher:
             executions=tuple(executions),
             detail=detail,
         )
+
+    def _stored_counts(self, force: bool) -> dict[str, int]:
+        mark = self.reader.max_rowids()[0]
+        if force or self._stored is None or self._stored[0] != mark:
+            self._stored = (mark, self.reader.stored_status_counts())
+        return self._stored[1]
 
     def close(self) -> None:
         self.reader.close()

@@ -221,11 +221,12 @@ class Artifact:
 
 @dataclass(frozen=True)
 class Counts:
-    """Row counts and executions per effective status (``by_status`` keyed by word)."""
+    """Row counts and executions per effective status (``by_status`` keyed by word).
+    ``steps``/``artifacts`` are None when not counted."""
 
     executions: int = 0
-    steps: int = 0
-    artifacts: int = 0
+    steps: int | None = None
+    artifacts: int | None = None
     by_status: dict[str, int] = field(default_factory=dict)
 
 

@@ -168,21 +168,24 @@ class StoreReader:
             )
         return self._with_steps([_execution(r) for r in rows])
 
-    def counts(self, now: datetime) -> Counts:
-        """Row counts and executions per effective status.
+    def stored_status_counts(self) -> dict[str, int]:
+        """Executions per stored status (a scan of the ``status`` index: it grows with
+        the store, so callers cache it; see ``Refresher``)."""
+        return dict(self._rows("SELECT status, count(*) FROM executions GROUP BY status"))
 
-        Final statuses are counted by the ``status`` index; rows stored as pending
-        or running (at most MAX_LIVE_ROWS of them) are classified one by one.
-        """
-        stored = dict(self._rows("SELECT status, count(*) FROM executions GROUP BY status"))
+    def counts(
+        self, now: datetime, *, stored: dict[str, int] | None = None, tables: bool = False
+    ) -> Counts:
+        """Executions per effective status, from ``stored`` (``stored_status_counts()``
+        when None) plus the rows stored as pending or running (at most MAX_LIVE_ROWS),
+        classified one by one. ``tables`` adds the step and artifact row counts
+        (full counts: for one-shot output, not for every refresh)."""
+        if stored is None:
+            stored = self.stored_status_counts()
         by_status: dict[str, int] = {
             s: n for s, n in stored.items() if s in FINAL_EXECUTION
         }
-        live = self._rows(
-            f"SELECT {self._select['executions']} FROM executions "
-            f"WHERE status IN {LIVE_STATUSES} LIMIT {MAX_LIVE_ROWS}"
-        )
-        for execution in self._with_steps([_execution(r) for r in live]):
+        for execution in self.live_executions():
             word = execution.effective_status(now, self.stall_after).value
             by_status[word] = by_status.get(word, 0) + 1
         for word, n in stored.items():
@@ -190,8 +193,8 @@ class StoreReader:
                 by_status[Status.UNKNOWN.value] = by_status.get(Status.UNKNOWN.value, 0) + n
         return Counts(
             executions=sum(stored.values()),
-            steps=self._count("steps"),
-            artifacts=self._count("artifacts"),
+            steps=self._count("steps") if tables else None,
+            artifacts=self._count("artifacts") if tables else None,
             by_status=by_status,
         )
 
