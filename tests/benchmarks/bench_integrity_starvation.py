@@ -193,7 +193,7 @@ def main() -> None:
     print()
     print(f"database {size / mb:.0f} MB, {rows} rows; writer: 3 updates per commit every "
           f"3 ms, wal_autocheckpoint=1000; {args.seconds:g} s per phase; "
-          f"2 cores: {os.cpu_count()} CPUs seen")
+          f"{os.cpu_count()} CPUs")
     head = (f"{'phase':34} {'peak live WAL':>14} {'peak -wal file':>15} {'peak pending':>13} "
             f"{'commits':>8} {'p99 commit':>11} {'max commit':>11} {'checks':>7} "
             f"{'longest snapshot':>17}")
