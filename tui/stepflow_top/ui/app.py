@@ -21,7 +21,7 @@ from textual import work
 from textual.app import App
 from textual.binding import Binding
 from textual.message import Message
-from textual.reactive import reactive
+from textual.reactive import var
 
 from ..live.health import HealthMonitor, HealthState
 from ..live.hints import Hints
@@ -88,12 +88,14 @@ class StepflowTop(App):
         Binding("minus", "faster", "Faster refresh", show=False, key_display="-"),
     ]
 
-    snapshot: reactive[StoreSnapshot | None] = reactive(None, always_update=True)
-    now: reactive[datetime] = reactive(datetime.now)
-    paused: reactive[bool] = reactive(False)
-    health: reactive[HealthState | None] = reactive(None)
-    integrity: reactive[IntegrityReport | None] = reactive(None)
-    integrity_progress: reactive[tuple[float, str] | None] = reactive(None)
+    # Screens watch these and update only what changed: `var`, because a repainting
+    # reactive on the App would repaint the whole screen on every tick.
+    snapshot: var[StoreSnapshot | None] = var(None, always_update=True)
+    now: var[datetime] = var(datetime.now)
+    paused: var[bool] = var(False)
+    health: var[HealthState | None] = var(None)
+    integrity: var[IntegrityReport | None] = var(None)
+    integrity_progress: var[tuple[float, str] | None] = var(None)
 
     def __init__(
         self,
@@ -246,11 +248,13 @@ class StepflowTop(App):
             reason = await self.hints.wait()
             if reason == "stopped":
                 return
-            # Between steps a run can turn stalled without any commit: re-read then.
-            live = self.snapshot is not None and any(
-                e.stored_status in ("pending", "running") for e in self.snapshot.executions
+            # Between steps a run can turn stalled without any commit: re-read then
+            # (the counts in the store bar include runs beyond the visible window).
+            between_steps = self.snapshot is not None and any(
+                e.stored_status in ("pending", "running") and e.steps_known
+                and e.running_step is None for e in self.snapshot.executions
             )
-            self.request_refresh(force=(reason == "timer" and live))
+            self.request_refresh(force=(reason == "timer" and between_steps))
             self.screen.post_message(FilesChanged())
 
     def watch_folder(self, folder: Path | None) -> None:

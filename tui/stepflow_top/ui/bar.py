@@ -26,6 +26,8 @@ class StoreBar(Static):
     """Store path, journal mode, LIVE/PAUSED badge, counts by effective status, and
     any warning or error. It watches the app's ``snapshot`` and ``paused``."""
 
+    _shown: Text | None = None
+
     def on_mount(self) -> None:
         self.watch(self.app, "snapshot", self._redraw)
         self.watch(self.app, "paused", self._redraw)
@@ -67,4 +69,6 @@ class StoreBar(Static):
         for warning in health.warnings if health else ():
             if warning.code != "not_wal":  # said above, from the connection's own answer
                 text.append(f"\n⚠ {literal(warning.message)} (2: health)", "bold yellow")
-        self.update(text)
+        if text != self._shown:  # an update re-lays out the screen: only on change
+            self._shown = text
+            self.update(text)

@@ -12,7 +12,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
 from .. import formatting
-from ..store.models import Execution, Status
+from ..store.models import FINAL_EXECUTION, Execution, Status
 from .bar import STATUS_STYLES, StoreBar
 from .widgets import KeyedTable, cell
 
@@ -73,7 +73,7 @@ class ExecutionsScreen(Screen):
 
     def on_mount(self) -> None:
         self.watch(self.app, "snapshot", self._show)
-        self.watch(self.app, "now", self._show)
+        self.watch(self.app, "now", self._tick)
         self._show_view_state()
         self.query_one(KeyedTable).focus()
 
@@ -99,6 +99,18 @@ class ExecutionsScreen(Screen):
             empty.update("No execution matches the filter (Esc clears it)." if filtered
                          else "No executions yet: this fills in as soon as the service starts one.")
         empty.set_class(bool(executions) and not snapshot.error, "hidden")
+
+    def _tick(self, _now=None) -> None:
+        """Time passed: only executions that are not final show times that move."""
+        snapshot = self.app.snapshot
+        if snapshot is None or self.sort == "duration":
+            self._show()
+            return
+        now = self.app.now
+        self.table.update_rows(
+            (e.id, self._cells(e, now)) for e in snapshot.executions
+            if e.stored_status not in FINAL_EXECUTION
+        )
 
     def _cells(self, e: Execution, now: datetime) -> list[Text]:
         status = e.effective_status(now, self.app.stall_after)

@@ -50,22 +50,36 @@ class KeyedTable(DataTable):
         rows = list(rows)
         wanted = {key for key, _ in rows}
         selected = self.cursor_key
-        column_keys = [key for key, _ in self._columns]
         with self.app.batch_update():
             for row_key in [k for k in self.rows if k.value not in wanted]:
                 self.remove_row(row_key)
             for key, cells in rows:
                 if key in self.rows:
-                    old = self.get_row(key)
-                    for column, before, after in zip(column_keys, old, cells):
-                        if before != after:
-                            self.update_cell(key, column, after, update_width=True)
+                    self._update(key, cells)
                 else:
                     self.add_row(*cells, key=key)
             self._order([key for key, _ in rows])
             target = rows[0][0] if follow and rows else selected
             if target is not None and target in wanted:
-                self.move_cursor(row=self.get_row_index(target), animate=False)
+                row = self.get_row_index(target)
+                if row != self.cursor_row:
+                    self.move_cursor(row=row, animate=False)
+
+    def update_rows(self, rows: Iterable[tuple[str, Sequence[Text]]]) -> None:
+        """Update the cells of rows already shown (unknown keys are ignored); the
+        order and the set of rows stay as they are."""
+        with self.app.batch_update():
+            for key, cells in rows:
+                if key in self.rows:
+                    self._update(key, cells)
+
+    def _update(self, key: str, cells: Sequence[Text]) -> None:
+        for column, before, after in zip(self.columns.values(), self.get_row(key), cells):
+            if before != after:
+                # Re-measuring a column costs a pass over all its cells: only
+                # when the new cell does not fit.
+                grow = after.cell_len > column.content_width
+                self.update_cell(key, column.key, after, update_width=grow)
 
     def _order(self, keys: list[str]) -> None:
         # DataTable.sort() only hands cell values to its key function; this does
