@@ -12,7 +12,6 @@ import pytest
 
 from stepflow_top.store.consistency import (
     CONSISTENCY_CHECKS,
-    locate_store,
     run_consistency_checks,
 )
 
@@ -156,13 +155,11 @@ def test_store_that_cannot_be_read(tmp_path: Path, store: Path) -> None:
     assert [r.status for r in results] == ["cancelled"] * len(CONSISTENCY_CHECKS)
 
 
-def test_locate_store(store: Path) -> None:
-    db = store / "database" / "stepflow.db"
-    assert locate_store(store) == (store, db)
-    assert locate_store(store / "database") == (store, db)
-    assert locate_store(db) == (store, db)
-    with pytest.raises(FileNotFoundError):
-        locate_store(store / "executions")
+def test_a_path_without_a_database_gives_one_clear_error_per_check(store: Path) -> None:
+    results = run_consistency_checks(store / "executions", now=FIXTURE_NOW)
+    assert [r.name for r in results] == list(CONSISTENCY_CHECKS)
+    assert all(r.status == "error" and not r.ok for r in results)
+    assert "no StepFlow database" in results[0].details[0]
 
 
 def test_checks_do_not_write(store: Path) -> None:

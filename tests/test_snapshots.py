@@ -105,3 +105,55 @@ def test_help_screen(snap_compare, app):
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(100, 30), run_before=ready)
+
+
+def fixed_health():
+    """A health reading with every panel filled: a WAL of 120 frames, 40 of them
+    pending, a reader on read mark 1, and a short checkpoint history."""
+    from stepflow_top.live.health import HealthState
+    from stepflow_top.wal.format import DbHeader, ShmHeader, WalHeader
+    from stepflow_top.wal.history import CheckpointEvent, WalWarning
+    from stepflow_top.wal.probe import ReadLock, WalSample
+
+    wall = FROZEN_NOW.timestamp()
+    sample = WalSample(
+        db_path=str(STORE / "database" / "stepflow.db"), monotonic=1000.0, wall=wall,
+        db_exists=True, db_size=57344,
+        db_header=DbHeader(4096, 2, 2, 7, 14, 0),
+        wal_exists=True, wal_size=32 + 200 * 4120, wal_inode=1,
+        wal_header=WalHeader(0x377F0682, 3007000, 4096, 3, 1234, 99, 0, 0, True),
+        shm_exists=True,
+        shm_header=ShmHeader(3007000, 57, True, False, 4096, 120, 20, (0, 0), 1234, 99,
+                             (0, 0), 80, (0, 80, None, None, None), 80, "little"),
+        read_locks=(ReadLock(4242, 1),),
+    )
+    events = (
+        CheckpointEvent(wall - 300, "wal_created", wal_size_after=0),
+        CheckpointEvent(wall - 240, "checkpoint", "backfill", frames=500, at_least=True,
+                        wal_size_before=2_060_032, wal_size_after=2_060_032),
+        CheckpointEvent(wall - 180, "wal_reset", frames=1000, salt1=1233, count=2,
+                        wal_size_before=4_120_032, wal_size_after=4_120_032),
+        CheckpointEvent(wall - 60, "checkpoint", "truncate", frames=120,
+                        wal_size_before=494_432, wal_size_after=0),
+    )
+    return HealthState(
+        sample=sample, events=events,
+        warnings=(WalWarning("checkpoint_starved", "Checkpoints are starved: pid 4242 has "
+                             "held read mark 1 (frame 80) for 45 s while 40 frames wait.",
+                             pid=4242),),
+        wal_sizes=(*range(0, 824_032, 41_000), 32 + 200 * 4120), pending=(*range(0, 40, 2), 40),
+        counts={"wal_created": 1, "backfill": 1, "wal_reset": 2, "truncate": 1},
+        rates={"wal_reset": 0.4, "truncate": 0.2, "backfill": 0.2},
+    )
+
+
+def test_health_screen(snap_compare, app):
+    state = fixed_health()
+    app.health_monitor.sample = lambda journal_mode=None: state
+
+    async def ready(pilot):
+        await settle(pilot, lambda: rows(app, "#executions") == 3)
+        await pilot.press("2")
+        await settle(pilot, lambda: rows(app, "#history-table") == 4)
+
+    assert snap_compare(app, terminal_size=(100, 36), run_before=ready)

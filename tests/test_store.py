@@ -71,9 +71,9 @@ def test_text_and_status_filters(fixture_store):
 
 
 def test_counts_are_by_effective_status(fixture_store):
-    counts = reader_for(fixture_store).counts(FROZEN_NOW, tables=True)
+    counts = reader_for(fixture_store).counts(tables=True)
     assert (counts.executions, counts.steps, counts.artifacts) == (3, 11, 4)
-    assert counts.by_status == {"completed": 2, "running": 1}
+    assert counts.by_status(FROZEN_NOW) == {"completed": 2, "running": 1}
 
 
 def test_detail_holds_steps_in_order_artifacts_and_log_paths(fixture_store):
@@ -119,7 +119,7 @@ def test_other_schema_versions_read_missing_columns_as_null(tmp_path):
     reader = reader_for(tmp_path)
     [execution] = reader.executions(FROZEN_NOW)
     assert (execution.name, execution.user_name, execution.created_at) == ("old", None, None)
-    assert reader.counts(FROZEN_NOW, tables=True).steps == 0
+    assert reader.counts(tables=True).steps == 0
 
 
 @pytest.mark.parametrize(
@@ -145,7 +145,7 @@ def test_unreadable_stores_raise_one_clear_line(tmp_path, prepare, phrase):
 def test_reads_leave_no_transaction_open(fixture_store):
     reader = reader_for(fixture_store)
     reader.executions(FROZEN_NOW)
-    reader.counts(FROZEN_NOW)
+    reader.counts()
     reader.detail(DATA_REPORT)
     assert not reader.conn.in_transaction
     with pytest.raises(sqlite3.OperationalError):
@@ -202,7 +202,7 @@ def test_refresh_skips_queries_when_nothing_changed_and_recounts_after_a_save(fi
 
     refresher = Refresher(locate_store(fixture_store))
     first = refresher.refresh(ViewRequest(), FROZEN_NOW)
-    assert first.counts.by_status == {"completed": 2, "running": 1}
+    assert first.counts.by_status(FROZEN_NOW) == {"completed": 2, "running": 1}
     assert refresher.refresh(ViewRequest(), FROZEN_NOW) is None  # data_version unchanged
     with sqlite3.connect(fixture_store / "database" / "stepflow.db") as conn:  # another connection
         conn.execute("INSERT OR REPLACE INTO executions SELECT id, name, command, "
@@ -210,5 +210,5 @@ def test_refresh_skips_queries_when_nothing_changed_and_recounts_after_a_save(fi
                      " environment, user_name, tags, 2, 1, 1, metadata FROM executions "
                      "WHERE id=?", [DATA_REPORT])
     second = refresher.refresh(ViewRequest(), FROZEN_NOW)
-    assert second.counts.by_status == {"completed": 2, "failed": 1}
+    assert second.counts.by_status(FROZEN_NOW) == {"completed": 2, "failed": 1}
     refresher.close()

@@ -1,7 +1,8 @@
 """``stepflow-top PATH --check``: integrity and StepFlow consistency checks, once.
 
-Exit status: 0 healthy, 1 a problem was found (printed, naming table/page or rows),
-2 the store cannot be opened. Never a traceback for a store problem.
+Exit status: 0 healthy, 1 a problem was found (printed, naming table/page or rows) or a
+check could not finish (e.g. a copy that kept restarting under a busy writer), 2 the
+store cannot be opened. Never a traceback for a store problem.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import sys
 from datetime import datetime
 
 from .store.consistency import run_consistency_checks
+from .store.connection import StoreUnavailable
 from .store.locate import StorePaths
+from .store.queries import StoreReader
 from .wal.integrity import CheckResult, run_integrity
 
 INTEGRITY = ("quick_check", "foreign_key_check")
@@ -29,11 +32,15 @@ def run_checks(paths: StorePaths, *, full: bool = False) -> list[CheckResult]:
 
 
 def run_check(paths: StorePaths, *, full: bool, as_json: bool) -> int:
-    if not paths.database.exists():
-        print(f"stepflow-top: no database at {paths.database}", file=sys.stderr)
+    reader = StoreReader(paths)
+    try:
+        reader.open()  # exit 2 only for a store that cannot be opened at all
+    except StoreUnavailable as exc:
+        print(f"stepflow-top: {exc}", file=sys.stderr)
         return 2
+    finally:
+        reader.close()
     results = run_checks(paths, full=full)
-    unreadable = any(r.status == "error" for r in results)
     ok = all(r.ok for r in results)
     if as_json:
         print(json.dumps({"ok": ok, "checks": [
@@ -47,6 +54,4 @@ def run_check(paths: StorePaths, *, full: bool, as_json: bool) -> int:
                 print(f"    {line}")
             if len(r.details) > 20:
                 print(f"    … and {len(r.details) - 20} more")
-    if unreadable:
-        return 2
     return 0 if ok else 1

@@ -171,7 +171,7 @@ def snapshot_json(paths: StorePaths, snapshot: StoreSnapshot, stall_after: float
             "executions": counts.executions,
             "steps": counts.steps,
             "artifacts": counts.artifacts,
-            "by_status": counts.by_status,
+            "by_status": counts.by_status(now, stall_after),
         },
         "executions": [
             {
@@ -203,7 +203,7 @@ def snapshot_text(paths: StorePaths, snapshot: StoreSnapshot, stall_after: float
     counts = snapshot.counts
     by_status = "  ".join(
         f"{Status(word).label if word in Status._value2member_map_ else word} {n}"
-        for word, n in sorted(counts.by_status.items())
+        for word, n in sorted(counts.by_status(now, stall_after).items())
     )
     lines = [
         f"{paths.database}  journal={snapshot.journal_mode}  "

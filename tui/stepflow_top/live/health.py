@@ -9,6 +9,7 @@ warning rules, and keeps short series of WAL size and pending frames for sparkli
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,9 +57,17 @@ class HealthMonitor:
         self._sizes: deque[int] = deque(maxlen=SERIES_LENGTH)
         self._pending: deque[int] = deque(maxlen=SERIES_LENGTH)
         self._active: set[str] = set()
+        self._lock = threading.Lock()  # sample() in a worker thread, close() from the UI
+        self._closed = False
 
     def sample(self, journal_mode: str | None = None) -> HealthState:
         """Take one sample; never raises (a probe failure becomes ``error``)."""
+        with self._lock:
+            if self._closed:
+                return HealthState(None, error="closed")
+            return self._sample(journal_mode)
+
+    def _sample(self, journal_mode: str | None) -> HealthState:
         try:
             sample = self.probe.sample(self.database)
         except ProbeError as exc:
@@ -87,4 +96,6 @@ class HealthMonitor:
         return new
 
     def close(self) -> None:
-        self.probe.close()
+        with self._lock:
+            self._closed = True
+            self.probe.close()

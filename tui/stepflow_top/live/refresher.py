@@ -7,6 +7,7 @@ It returns immutable ``StoreSnapshot``s that a view diffs against what it shows.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -52,6 +53,10 @@ class Refresher:
         self.reader = StoreReader(paths, stall_after=stall_after)
         self._last: tuple[int, ViewRequest] | None = None
         self._stored: tuple[int, dict[str, int]] | None = None
+        # close() may come from the UI thread while a worker thread refreshes: a
+        # connection closed under a running statement crashes the process.
+        self._lock = threading.Lock()
+        self._closed = False
 
     def refresh(
         self, request: ViewRequest, now: datetime, *, force: bool = False, tables: bool = False
@@ -64,6 +69,14 @@ class Refresher:
         Counts per stored status scan an index, so they are cached until an
         execution row is saved (its rowid rises: STEPFLOW_STORE.md) or ``force``;
         housekeeping's deletes show at the next forced refresh."""
+        with self._lock:
+            if self._closed:
+                return None
+            return self._refresh(request, now, force, tables)
+
+    def _refresh(
+        self, request: ViewRequest, now: datetime, force: bool, tables: bool
+    ) -> StoreSnapshot | None:
         reader = self.reader
         try:
             if reader.conn is None:
@@ -74,7 +87,7 @@ class Refresher:
             executions = reader.executions(
                 now, limit=request.limit, text=request.text or None, status=request.status
             )
-            counts = reader.counts(now, stored=self._stored_counts(force), tables=tables)
+            counts = reader.counts(stored=self._stored_counts(force), tables=tables)
             detail = reader.detail(request.execution_id) if request.execution_id else None
         except StoreUnavailable as exc:
             reader.close()
@@ -98,4 +111,7 @@ class Refresher:
         return self._stored[1]
 
     def close(self) -> None:
-        self.reader.close()
+        """Close the connection, after a refresh running in another thread ends."""
+        with self._lock:
+            self._closed = True
+            self.reader.close()

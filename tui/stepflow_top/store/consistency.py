@@ -35,11 +35,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from ..wal.integrity import CheckResult, connect_readonly
+from .locate import locate_store
+from .models import FINAL_EXECUTION, parse_timestamp
 
 __all__ = [
     "CONSISTENCY_CHECKS",
     "FINAL_STATUSES",
-    "locate_store",
     "run_consistency_checks",
 ]
 
@@ -48,37 +49,10 @@ CONSISTENCY_CHECKS = (
     "orphan_rows", "execution_totals", "stuck_executions", "orphaned_logs", "missing_logs",
 )
 #: Stored execution statuses that are final (the row is not saved again).
-FINAL_STATUSES = ("completed", "failed", "cancelled")
+FINAL_STATUSES = tuple(sorted(FINAL_EXECUTION))
 
 _LOG_RE = re.compile(r"^step_(-?\d+)_(.+)\.log$")
 _MAX_DETAILS = 100
-
-
-def locate_store(path: str | os.PathLike[str]) -> tuple[Path, Path]:
-    """(storage root, database file) for a path to the root, to ``database/`` or to the
-    ``.db`` file (STEPFLOW_STORE.md "Layout"). Raises ``FileNotFoundError`` when no
-    database is found there."""
-    p = Path(path).expanduser().absolute()
-    if p.is_file():
-        root = p.parent.parent if p.parent.name == "database" else p.parent
-        return root, p
-    if (p / "database" / "stepflow.db").is_file():
-        return p, p / "database" / "stepflow.db"
-    if (p / "stepflow.db").is_file():
-        return (p.parent if p.name == "database" else p), p / "stepflow.db"
-    raise FileNotFoundError(f"no StepFlow database (database/stepflow.db) under {p}")
-
-
-def _parse_ts(text: Any) -> datetime | None:
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        dt = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if dt.tzinfo is not None:
-        dt = dt.astimezone().replace(tzinfo=None)  # to local naive, like the service
-    return dt
 
 
 def _age_s(now: datetime, *moments: datetime | None) -> float | None:
@@ -229,7 +203,7 @@ def _execution_checks(
                         f"{done}, but has {n} step rows of which {n_done} completed")
             elif status in ("pending", "running") and n_run == 0:
                 last_log = max((ctx.logs_of(eid) or {}).values(), default=None)
-                age = _age_s(ctx.now, _parse_ts(created), _parse_ts(last_step),
+                age = _age_s(ctx.now, parse_timestamp(created), parse_timestamp(last_step),
                              datetime.fromtimestamp(last_log) if last_log else None)
                 if age is None:
                     notes.append(f"{label}: timestamps cannot be read")
@@ -250,7 +224,7 @@ def _execution_checks(
                              f"{exec_status}")
                 continue
             mtime = (ctx.logs_of(eid) or {}).get(f"step_{idx}_{sid}.log")
-            age = _age_s(ctx.now, _parse_ts(started), _parse_ts(created),
+            age = _age_s(ctx.now, parse_timestamp(started), parse_timestamp(created),
                          datetime.fromtimestamp(mtime) if mtime else None)
             if age is None:
                 notes.append(f"{label}: timestamps cannot be read")
@@ -372,10 +346,10 @@ def run_consistency_checks(
         return [CheckResult(n, False, [why], time.monotonic() - t0, status)
                 for n in CONSISTENCY_CHECKS]
 
-    try:
-        root, db = locate_store(path)
-    except OSError as e:
-        return all_failed("error", str(e))
+    paths = locate_store(path)
+    root, db = paths.root, paths.database
+    if not db.is_file():
+        return all_failed("error", f"no StepFlow database at {db}")
     try:
         conn = connect_readonly(str(db))
     except sqlite3.Error as e:

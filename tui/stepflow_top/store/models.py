@@ -221,13 +221,32 @@ class Artifact:
 
 @dataclass(frozen=True)
 class Counts:
-    """Row counts and executions per effective status (``by_status`` keyed by word).
-    ``steps``/``artifacts`` are None when not counted."""
+    """Row counts, and what executions per effective status are made of.
+
+    ``stored`` counts executions per stored status; ``live`` holds the executions
+    stored as pending or running (with step aggregates), whose effective status
+    depends on the time: ``by_status(now)`` classifies them, so a run that turns
+    stalled changes the counts without a new query. ``steps``/``artifacts`` are
+    None when not counted.
+    """
 
     executions: int = 0
     steps: int | None = None
     artifacts: int | None = None
-    by_status: dict[str, int] = field(default_factory=dict)
+    stored: dict[str, int] = field(default_factory=dict)
+    live: tuple[Execution, ...] = ()
+
+    def by_status(self, now: datetime, stall_after: float = DEFAULT_STALL_AFTER) -> dict[str, int]:
+        """Executions per effective status word at ``now``."""
+        result = {s: n for s, n in self.stored.items() if s in FINAL_EXECUTION}
+        for execution in self.live:
+            word = execution.effective_status(now, stall_after).value
+            result[word] = result.get(word, 0) + 1
+        unknown = sum(n for s, n in self.stored.items()
+                      if s not in FINAL_EXECUTION and s not in ("pending", "running"))
+        if unknown:
+            result[Status.UNKNOWN.value] = result.get(Status.UNKNOWN.value, 0) + unknown
+        return result
 
 
 @dataclass(frozen=True)

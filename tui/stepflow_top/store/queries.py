@@ -173,29 +173,19 @@ class StoreReader:
         the store, so callers cache it; see ``Refresher``)."""
         return dict(self._rows("SELECT status, count(*) FROM executions GROUP BY status"))
 
-    def counts(
-        self, now: datetime, *, stored: dict[str, int] | None = None, tables: bool = False
-    ) -> Counts:
-        """Executions per effective status, from ``stored`` (``stored_status_counts()``
-        when None) plus the rows stored as pending or running (at most MAX_LIVE_ROWS),
-        classified one by one. ``tables`` adds the step and artifact row counts
+    def counts(self, *, stored: dict[str, int] | None = None, tables: bool = False) -> Counts:
+        """Counts per stored status (``stored_status_counts()`` when None) and the
+        live executions (stored pending or running, at most MAX_LIVE_ROWS) for
+        ``Counts.by_status``. ``tables`` adds the step and artifact row counts
         (full counts: for one-shot output, not for every refresh)."""
         if stored is None:
             stored = self.stored_status_counts()
-        by_status: dict[str, int] = {
-            s: n for s, n in stored.items() if s in FINAL_EXECUTION
-        }
-        for execution in self.live_executions():
-            word = execution.effective_status(now, self.stall_after).value
-            by_status[word] = by_status.get(word, 0) + 1
-        for word, n in stored.items():
-            if word not in FINAL_EXECUTION and word not in LIVE_STATUSES:
-                by_status[Status.UNKNOWN.value] = by_status.get(Status.UNKNOWN.value, 0) + n
         return Counts(
             executions=sum(stored.values()),
             steps=self._count("steps") if tables else None,
             artifacts=self._count("artifacts") if tables else None,
-            by_status=by_status,
+            stored=stored,
+            live=tuple(self.live_executions()),
         )
 
     def _count(self, table: str) -> int:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from textual import work
-from textual.app import App
+from textual.app import App, ScreenStackError
 from textual.binding import Binding
 from textual.message import Message
 from textual.reactive import var
@@ -248,14 +248,13 @@ class StepflowTop(App):
             reason = await self.hints.wait()
             if reason == "stopped":
                 return
-            # Between steps a run can turn stalled without any commit: re-read then
-            # (the counts in the store bar include runs beyond the visible window).
-            between_steps = self.snapshot is not None and any(
-                e.stored_status in ("pending", "running") and e.steps_known
-                and e.running_step is None for e in self.snapshot.executions
-            )
-            self.request_refresh(force=(reason == "timer" and between_steps))
-            self.screen.post_message(FilesChanged())
+            # A hint is confirmed by data_version; a run turning stalled needs no
+            # query (effective status is a function of the clock, which ticks).
+            self.request_refresh()
+            try:
+                self.screen.post_message(FilesChanged())
+            except ScreenStackError:  # between modes: no screen to tell
+                pass
 
     def watch_folder(self, folder: Path | None) -> None:
         """Also watch ``folder`` for changes (an open execution's log folder)."""

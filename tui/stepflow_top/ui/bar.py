@@ -32,6 +32,7 @@ class StoreBar(Static):
         self.watch(self.app, "snapshot", self._redraw)
         self.watch(self.app, "paused", self._redraw)
         self.watch(self.app, "health", self._redraw)
+        self.watch(self.app, "now", self._redraw)  # live runs can turn stalled
 
     def _redraw(self, _value=None) -> None:
         app = self.app
@@ -52,9 +53,10 @@ class StoreBar(Static):
             text.append(f"✗ {literal(snapshot.error)} — retrying", "bold red")
         else:
             counts = snapshot.counts
+            by_status = counts.by_status(app.now, app.stall_after)
             text.append(f"{counts.executions} executions")
             for status in BAR_ORDER:
-                n = counts.by_status.get(status.value, 0)
+                n = by_status.get(status.value, 0)
                 if n or status in (Status.RUNNING, Status.FAILED):
                     text.append("  ")
                     text.append(f"{status.label} {n}", STATUS_STYLES[status])

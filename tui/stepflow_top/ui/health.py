@@ -103,7 +103,7 @@ class HealthScreen(Screen):
             summary.append("\nNo checkpoint seen yet. SQLite keeps no history: it is inferred "
                            "from samples taken while stepflow-top runs.", "dim")
         self.query_one("#history-summary", Static).update(summary)
-        now = datetime.now()
+        now = self.app.now
         rows = []
         for n, event in enumerate(reversed(state.events[-200:])):
             rows.append((f"{event.wall}-{event.label}-{n}", _event_cells(event, now)))
