@@ -27,9 +27,12 @@ def _hold_snapshot(db: Path) -> sqlite3.Connection:
     return conn
 
 
-def _my_proc_locks() -> str:
+def _my_proc_locks() -> list[str]:
+    """This process's locks as /proc/locks lists them, without the leading ordinal
+    (it shifts whenever any other process on the machine takes or drops a lock)."""
     with open("/proc/locks") as f:  # /proc/locks is not the -shm: no lock is touched
-        return "\n".join(line for line in f if f" {os.getpid()} " in line)
+        return sorted(line.split(":", 1)[1].strip() for line in f
+                      if f" {os.getpid()} " in line)
 
 
 def test_probe_keeps_our_snapshot_pinned(tmp_path: Path) -> None:
