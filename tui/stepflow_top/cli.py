@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import shutil
@@ -14,17 +13,18 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from . import __version__, formatting
-from .live.changes import ChangeTracker
-from .live.health import HealthMonitor
-from .live.hints import Hints
-from .live.refresher import Refresher, StoreSnapshot, ViewRequest
-from .store.connection import StoreUnavailable
 from .store.locate import StorePaths, locate_store
 from .store.models import DEFAULT_STALL_AFTER, Status
-from .store.queries import StoreReader
 from .store.text import literal
-from .wal.probe import ProbeError, WalSample, sample_once
+
+# Each mode imports what it needs when it runs: start-up time is time to first rows.
+if TYPE_CHECKING:
+    from .live.health import HealthMonitor
+    from .live.refresher import StoreSnapshot
+    from .wal.probe import WalSample
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.once:
             return run_once(paths, args)
         if args.events:
+            import asyncio
+
             return asyncio.run(run_events(paths, args))
         if args.check:
             from .checks import run_check
@@ -114,6 +116,9 @@ def _writer_argv(root: Path, args: argparse.Namespace) -> list[str]:
 # -- --once ----------------------------------------------------------------
 def run_once(paths: StorePaths, args: argparse.Namespace) -> int:
     """Print one snapshot; exit 0, or 2 with one line when the store cannot be read."""
+    from .live.refresher import Refresher, ViewRequest
+    from .wal.probe import ProbeError, sample_once
+
     refresher = Refresher(paths, stall_after=args.stall_after)
     try:
         snapshot = refresher.refresh(ViewRequest(limit=args.limit), datetime.now(), force=True,
@@ -232,6 +237,14 @@ def _cut(value: str | None, width: int) -> str:
 # -- --events --------------------------------------------------------------
 async def run_events(paths: StorePaths, args: argparse.Namespace) -> int:
     """Print one JSON line per observed change until interrupted or --seconds pass."""
+    import asyncio
+
+    from .live.changes import ChangeTracker
+    from .live.health import HealthMonitor
+    from .live.hints import Hints
+    from .store.connection import StoreUnavailable
+    from .store.queries import StoreReader
+
     deadline = None if args.seconds is None else time.monotonic() + args.seconds
     reader = StoreReader(paths, stall_after=args.stall_after)
     hints = Hints([paths.database_dir], fallback=args.refresh, poll=args.poll)

@@ -15,7 +15,7 @@ import time
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from textual import work
 from textual.app import App, ScreenStackError
@@ -27,9 +27,10 @@ from ..live.health import HealthMonitor, HealthState
 from ..live.hints import Hints
 from ..live.refresher import Refresher, StoreSnapshot, ViewRequest
 from ..store.locate import StorePaths
-from ..store.consistency import run_consistency_checks
-from ..wal.integrity import IntegrityReport, IntegrityRunner
 from .help import HelpScreen
+
+if TYPE_CHECKING:  # the check runners load when a check runs, not at start-up
+    from ..wal.integrity import IntegrityReport, IntegrityRunner
 
 REFRESH_STEPS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
@@ -194,6 +195,8 @@ class StepflowTop(App):
         """Run checks off the UI thread: ``quick`` (quick_check + foreign keys),
         ``full`` (integrity_check + foreign keys) or ``consistency`` (StepFlow rows
         and log files). One run at a time."""
+        from ..wal.integrity import IntegrityRunner
+
         if self._checks is not None:
             self.notify("a check is already running (x cancels it)", timeout=3)
             return
@@ -209,6 +212,9 @@ class StepflowTop(App):
 
     @work(thread=True, group="checks")
     def _run_checks(self, kind: str, runner: IntegrityRunner) -> None:
+        from ..store.consistency import run_consistency_checks
+        from ..wal.integrity import IntegrityReport
+
         def progress(fraction: float, phrase: str) -> None:
             self.call_from_thread(setattr, self, "integrity_progress", (fraction, phrase))
 
