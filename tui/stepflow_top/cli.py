@@ -298,10 +298,21 @@ def health_events(health: HealthMonitor, journal_mode: str) -> list[dict]:
 
 # -- TUI and demo ------------------------------------------------------------
 def run_app(paths: StorePaths, args: argparse.Namespace) -> int:
-    from .ui.app import StepflowTop
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .live.refresher import Refresher, ViewRequest
+
+    # The first refresh runs while Textual is imported and starts (~0.4 s): the
+    # rows are ready when the screen is.
+    refresher = Refresher(paths, stall_after=args.stall_after)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        first = pool.submit(refresher.refresh, ViewRequest(), datetime.now(), force=True)
+        from .ui.app import StepflowTop
 
     app = StepflowTop(
         paths,
+        refresher=refresher,
+        first_snapshot=first.result(),
         poll=args.poll,
         fallback=args.refresh,
         stall_after=args.stall_after,

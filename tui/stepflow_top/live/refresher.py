@@ -25,7 +25,7 @@ class ViewRequest:
     ``execution_id`` is the execution whose detail screen is open, if any.
     """
 
-    limit: int = 100
+    limit: int = 50
     text: str = ""
     status: Status | None = None
     execution_id: str | None = None

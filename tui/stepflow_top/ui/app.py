@@ -110,13 +110,16 @@ class StepflowTop(App):
         watch: bool = True,
         integrity_every: float | None = None,
         persist_history: bool = True,
+        refresher: Refresher | None = None,
+        first_snapshot: StoreSnapshot | None = None,
     ) -> None:
         super().__init__()
         self.paths = paths
         self.clock = clock
         self.bell_on_failure = bell
         self.stall_after = stall_after
-        self.refresher = Refresher(paths, stall_after=stall_after)
+        self.refresher = refresher or Refresher(paths, stall_after=stall_after)
+        self._first_snapshot = first_snapshot
         self.request = ViewRequest()
         self.hints = Hints([paths.database_dir], fallback=fallback, poll=poll)
         self._watch_files = watch
@@ -138,7 +141,12 @@ class StepflowTop(App):
             self.set_interval(self.integrity_every, lambda: self.start_checks("quick"))
         if self._watch_files:
             self._consume_hints()
-        self.request_refresh(force=True)
+        if self._first_snapshot is not None:
+            self._refreshing = True
+            self.post_message(SnapshotReady(self._first_snapshot))
+            self._first_snapshot = None
+        else:
+            self.request_refresh(force=True)
 
     def on_unmount(self) -> None:
         self.hints.stop()

@@ -26,7 +26,7 @@ LIVE_FIRST = {s: i for i, s in enumerate((Status.RUNNING, Status.STALLED, Status
                                            Status.FAILED, Status.CANCELLED, Status.COMPLETED,
                                            Status.UNKNOWN))}
 SORTS = ("newest", "status", "name", "duration")
-PAGE = 100
+PAGE = 50
 # Status, user, started, duration, steps and exit, with two cells of padding per
 # column and the scrollbar: what is left goes to the name and current step.
 FIXED_WIDTH = 11 + 8 + 8 + 7 + 5 + 4 + 2 * len(COLUMNS) + 2
