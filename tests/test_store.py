@@ -212,3 +212,13 @@ def test_refresh_skips_queries_when_nothing_changed_and_recounts_after_a_save(fi
     second = refresher.refresh(ViewRequest(), FROZEN_NOW)
     assert second.counts.by_status(FROZEN_NOW) == {"completed": 2, "failed": 1}
     refresher.close()
+
+
+@pytest.mark.parametrize("seconds, shown", [
+    (None, "—"), (0.44, "0.4s"), (12.9, "12s"), (185, "3m05s"), (599, "9m59s"),
+    (600, "10m"), (3599, "59m"), (3725, "1h02m"), (90061, "1d01h"),
+])
+def test_durations_are_compact_and_drop_seconds_after_ten_minutes(seconds, shown):
+    from stepflow_top.formatting import duration
+
+    assert duration(seconds) == shown

@@ -8,7 +8,13 @@ import humanize
 
 
 def duration(seconds: float | None) -> str:
-    """Compact duration for a table cell: ``0.4s``, ``12s``, ``3m05s``, ``2h03m``, ``4d02h``."""
+    """Compact duration for a table cell: ``0.4s``, ``12s``, ``3m05s``, ``25m``,
+    ``2h03m``, ``4d02h``.
+
+    Seconds are shown for the first ten minutes only (as kubectl does): a run that
+    has been going for an hour, or a crashed one stuck at pending, then changes its
+    cell once a minute instead of repainting the table every second.
+    """
     if seconds is None:
         return "—"
     if seconds < 10:
@@ -17,8 +23,10 @@ def duration(seconds: float | None) -> str:
     if whole < 60:
         return f"{whole}s"
     minutes, secs = divmod(whole, 60)
-    if minutes < 60:
+    if minutes < 10:
         return f"{minutes}m{secs:02d}s"
+    if minutes < 60:
+        return f"{minutes}m"
     hours, minutes = divmod(minutes, 60)
     if hours < 24:
         return f"{hours}h{minutes:02d}m"
