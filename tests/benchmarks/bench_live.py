@@ -411,15 +411,21 @@ def writer_main(root: Path, commits: int, seed: int) -> int:
         save_execution(eid, name, "pending", now, None, None, 0, 0, None)
     emit(ready=True)
 
-    warm_index = 0
+    warm_steps: list[tuple[str, float]] = []
     while True:
         command = sys.stdin.readline().strip()
         if command == "warmup":
-            save_step(str(uuid.UUID(int=rng.getrandbits(128), version=4)), warm_id,
-                      warm_index, "running", time.time(), None, None)
-            emit(warmup=[warm_id, warm_index, "running"])
-            warm_index += 1
+            sid, started = str(uuid.UUID(int=rng.getrandbits(128), version=4)), time.time()
+            save_step(sid, warm_id, len(warm_steps), "running", started, None, None)
+            emit(warmup=[warm_id, len(warm_steps), "running"])
+            warm_steps.append((sid, started))
         elif command == "go":
+            # Finish the warm-up run as the service would, so that the store left
+            # behind (reused as "nothing running" for idle CPU) holds no live run.
+            for index, (sid, started) in enumerate(warm_steps):
+                save_step(sid, warm_id, index, "completed", started, time.time(), 0)
+            save_execution(warm_id, "bench-warmup", "completed", now, now, time.time(),
+                           len(warm_steps), len(warm_steps), 0)
             break
         else:  # end of input (the benchmark went away) or anything else: stop
             conn.close()

@@ -29,7 +29,7 @@ SORTS = ("newest", "status", "name", "duration")
 PAGE = 50
 # Status, user, started, duration, steps and exit, with two cells of padding per
 # column and the scrollbar: what is left goes to the name and current step.
-FIXED_WIDTH = 11 + 8 + 8 + 7 + 5 + 4 + 2 * len(COLUMNS) + 2
+FIXED_WIDTH = 11 + 8 + 8 + 7 + 5 + 4 + 2 * len(COLUMNS) + 3
 
 
 class ExecutionsScreen(Screen):
