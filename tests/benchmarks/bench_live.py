@@ -335,7 +335,8 @@ def first_rows_pattern(db: Path) -> re.Pattern[bytes]:
             "SELECT name FROM executions ORDER BY created_at DESC LIMIT 20")}
     finally:
         conn.close()
-    alternatives = b"|".join(re.escape(n[:12].encode()) for n in sorted(names))
+    # A short prefix: at 80 columns the name column may cut a name to a few characters.
+    alternatives = b"|".join(re.escape(n[:6].encode()) for n in sorted(names))
     return re.compile(PAGE_STATUSES + rb"\*?\s+(?:" + alternatives + rb")")
 
 
