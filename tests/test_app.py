@@ -7,7 +7,6 @@ import hashlib
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from textual.css.query import NoMatches

@@ -105,7 +105,7 @@ def test_events_count_every_wal_reset_and_truncate(tmp_path):
         first = seen("truncate")
         for cycle in range(1, 4):
             truncate_cycle()
-            wait_for(lambda: seen("truncate") >= first + cycle, timeout=20)
+            wait_for(lambda cycle=cycle: seen("truncate") >= first + cycle, timeout=20)
         # Resets without truncation: the next write after a complete PASSIVE
         # checkpoint restarts the WAL from its start with salt-1 + 1.
         resets_before = seen("wal_reset")
@@ -161,3 +161,14 @@ def test_check_full_finds_a_corrupted_index_and_exits_1(fixture_store):
 def test_check_on_a_missing_store_exits_2(tmp_path):
     result = stepflow_top(str(tmp_path / "none"), "--check")
     assert result.returncode == 2 and "no database" in result.stderr
+
+
+def test_events_report_scheduled_integrity_checks(fixture_store):
+    result = stepflow_top(str(fixture_store), "--events", "--seconds", "3",
+                          "--integrity-every", "0.5")
+    assert result.returncode == 0, result.stderr
+    checks = [json.loads(line) for line in result.stdout.splitlines()]
+    checks = [e for e in checks if e["type"] == "integrity"]
+    assert len(checks) >= 2
+    assert all(e["ok"] is True and isinstance(e["ts"], float) for e in checks)
+    assert [c["name"] for c in checks[0]["checks"]] == ["quick_check", "foreign_key_check"]

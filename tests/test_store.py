@@ -4,7 +4,7 @@ and hand-made stores with the oddities DESIGN.md promise 6 lists."""
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest

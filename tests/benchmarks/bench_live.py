@@ -558,13 +558,13 @@ def measure_latency(tmp: Path, commits: int, res: Results) -> Path:
     for attempt in range(30):
         writer.stdin.write(b"warmup\n")
         writer.stdin.flush()
-        warm = wlines.wait_for(lambda d: d.get("warmup", [None, None])[1] == attempt, 10)
+        warm = wlines.wait_for(lambda d, n=attempt: d.get("warmup", [None, None])[1] == n, 10)
         if warm is None:
             raise RuntimeError("writer did not answer the warm-up")
         key = tuple(warm["warmup"])
         for name, reader, wait in (("events", ev_lines, 0.5), ("peer", peer_lines, 1.6)):
             if not ready[name]:
-                ready[name] = reader.wait_for(lambda d: _step_key(d) == key, wait) is not None
+                ready[name] = reader.wait_for(lambda d, k=key: _step_key(d) == k, wait) is not None
         if all(ready.values()):
             break
     if not all(ready.values()):

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import datetime
 from pathlib import Path
 
@@ -22,7 +20,6 @@ from .store.text import literal
 
 # Each mode imports what it needs when it runs: start-up time is time to first rows.
 if TYPE_CHECKING:
-    from .live.health import HealthMonitor
     from .live.refresher import StoreSnapshot
     from .wal.probe import WalSample
 
@@ -49,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--full", action="store_true",
                         help="with --check: run the full integrity_check instead of quick_check")
     parser.add_argument("--integrity-every", type=float, metavar="SECONDS",
-                        help="in the TUI: run quick_check every SECONDS (off by default)")
+                        help="in the TUI or with --events: run quick_check every SECONDS "
+                        "(off by default)")
     parser.add_argument("--limit", type=int, default=100, metavar="N",
                         help="with --once: at most N executions, newest first (default 100)")
     parser.add_argument("--seconds", type=float, metavar="S",
@@ -87,7 +85,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.events:
             import asyncio
 
-            return asyncio.run(run_events(paths, args))
+            from .events import run_events
+
+            return asyncio.run(run_events(
+                paths, seconds=args.seconds, fallback=args.refresh, poll=args.poll,
+                stall_after=args.stall_after, integrity_every=args.integrity_every))
         if args.check:
             from .checks import run_check
 
@@ -232,68 +234,6 @@ def snapshot_text(paths: StorePaths, snapshot: StoreSnapshot, stall_after: float
 
 def _cut(value: str | None, width: int) -> str:
     return formatting.cut(literal(value), width)
-
-
-# -- --events --------------------------------------------------------------
-async def run_events(paths: StorePaths, args: argparse.Namespace) -> int:
-    """Print one JSON line per observed change until interrupted or --seconds pass."""
-    import asyncio
-
-    from .live.changes import ChangeTracker
-    from .live.health import HealthMonitor
-    from .live.hints import Hints
-    from .store.connection import StoreUnavailable
-    from .store.queries import StoreReader
-
-    deadline = None if args.seconds is None else time.monotonic() + args.seconds
-    reader = StoreReader(paths, stall_after=args.stall_after)
-    hints = Hints([paths.database_dir], fallback=args.refresh, poll=args.poll)
-    hints.start()
-    tracker = ChangeTracker(reader)
-    health = HealthMonitor(paths.database, persist=False)
-    started = False
-    waiting_said = False
-    try:
-        while deadline is None or time.monotonic() < deadline:
-            try:
-                if not started:
-                    reader.open()
-                    tracker.start(datetime.now())
-                    started = True
-                else:
-                    for event in tracker.poll(datetime.now()):
-                        print(json.dumps(event), flush=True)
-                for event in health_events(health, reader.journal_mode):
-                    print(json.dumps(event), flush=True)
-            except StoreUnavailable as exc:
-                reader.close()
-                started = False
-                if not waiting_said:
-                    print(f"stepflow-top: {exc}", file=sys.stderr, flush=True)
-                    waiting_said = True
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                await asyncio.wait_for(hints.wait(), timeout=remaining)
-            except asyncio.TimeoutError:
-                break
-    finally:
-        hints.stop()
-        reader.close()
-        health.close()
-    return 0
-
-
-def health_events(health: HealthMonitor, journal_mode: str) -> list[dict]:
-    """``--events`` lines for checkpoint events and newly raised warnings."""
-    state = health.sample(journal_mode)
-    events = []
-    for event in state.new_events:
-        line = event.to_dict()
-        line["ts"] = line.pop("time")
-        events.append(line)
-    for warning in health.raised(state):
-        events.append({"ts": time.time(), **warning.to_dict()})
-    return events
 
 
 # -- TUI and demo ------------------------------------------------------------

@@ -75,7 +75,8 @@ class KeyedTable(DataTable):
 
     def _update(self, key: str, cells: Sequence[Text]) -> None:
         changed = False
-        for column, before, after in zip(self.columns.values(), self.get_row(key), cells):
+        for column, before, after in zip(self.columns.values(), self.get_row(key), cells,
+                                         strict=True):
             if before == after:
                 continue
             if after.cell_len > column.content_width:
