@@ -259,3 +259,12 @@ async def test_key_2_shows_live_wal_health_and_key_1_returns(writer):
         assert names == ["quick_check", "foreign_key_check"]
         await pilot.press("1")
         await until(pilot, lambda: isinstance(app.screen, ExecutionsScreen))
+
+
+async def test_scheduled_quick_checks_run_without_a_key_press(fixture_store):
+    app = StepflowTop(locate_store(fixture_store), clock=lambda: FROZEN_NOW, watch=False,
+                      integrity_every=0.3)
+    async with app.run_test(size=(100, 30)) as pilot:
+        report = await until(pilot, lambda: app.integrity)
+        assert report.ok
+        assert [r.name for r in report.results] == ["quick_check", "foreign_key_check"]
