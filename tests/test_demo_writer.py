@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import pytest
 
-from stepflow_top.demo import writer
+from stepflow_top.demo import catalogue
 from stepflow_top.demo.writer import populate, run
 
 from conftest import FIXTURE, WriterProcess, wait_for
@@ -231,12 +231,12 @@ def test_run_rejects_bad_arguments(tmp_path, kwargs):
 
 
 def test_the_catalogue_exercises_literal_text_handling():
-    texts = [line for script in writer._SCRIPTS for spec in script.steps
+    texts = [line for script in catalogue.SCRIPTS for spec in script.steps
              for line in spec.lines + (spec.failure.lines if spec.failure else ())]
     assert any("\x1b[" in t for t in texts if isinstance(t, str))
     assert any("[bold]" in t for t in texts if isinstance(t, str))
     assert any("[@click=" in t for t in texts if isinstance(t, str))
-    for line in writer._INVALID_UTF8_LINES:
+    for line in catalogue.INVALID_UTF8_LINES:
         with pytest.raises(UnicodeDecodeError):
             line.decode("utf-8")
 

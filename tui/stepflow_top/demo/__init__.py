@@ -1,7 +1,10 @@
 """A simulated StepFlow Monitor service, for ``--demo``, tests and benchmarks.
 
-Standard library only. :mod:`stepflow_top.demo.writer` holds :func:`~.writer.run` (a live
-writer), :func:`~.writer.populate` (a bulk-built store) and the command line
-``python -m stepflow_top.demo.writer DIR``. The submodule is not imported here, so that
-running it with ``-m`` does not import it twice.
+Standard library only. :mod:`stepflow_top.demo.writer` holds the public entry points:
+:func:`~.writer.run` (a live writer), :func:`~.writer.populate` (a bulk-built store) and
+the command line ``python -m stepflow_top.demo.writer DIR``. The work is done in
+:mod:`.store` (layout, schema, connection, saves), :mod:`.catalogue` (the scripts and how
+a run is planned), :mod:`.service` (the live writer) and :mod:`.bulk` (the bulk build).
+No submodule is imported here, so that running the writer with ``-m`` does not import it
+twice.
 """
