@@ -268,3 +268,14 @@ async def test_scheduled_quick_checks_run_without_a_key_press(fixture_store):
         report = await until(pilot, lambda: app.integrity)
         assert report.ok
         assert [r.name for r in report.results] == ["quick_check", "foreign_key_check"]
+
+
+async def test_the_command_palette_opens_an_execution_by_name(fixture_store):
+    app = StepflowTop(locate_store(fixture_store), clock=lambda: FROZEN_NOW, watch=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: table(app).row_count == 3)
+        await pilot.press("ctrl+p", *"shell-build")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        screen = await until(pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen)
+        assert screen.execution_id == "b98c3c75-fc75-42c2-8a8e-0ba7e891ab26"

@@ -15,10 +15,11 @@ import time
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from textual import work
-from textual.app import App, ScreenStackError
+from textual.app import App, ScreenStackError, SystemCommand
+from textual.screen import Screen
 from textual.binding import Binding
 from textual.message import Message
 from textual.reactive import var
@@ -65,6 +66,12 @@ def _executions_screen():
     return ExecutionsScreen()
 
 
+def _execution_commands():
+    from .commands import ExecutionCommands
+
+    return ExecutionCommands
+
+
 def _health_screen():
     from .health import HealthScreen
 
@@ -78,6 +85,7 @@ class StepflowTop(App):
     CSS_PATH = "app.tcss"
     ENABLE_COMMAND_PALETTE = True
     MODES = {"executions": _executions_screen, "health": _health_screen}
+    COMMANDS = App.COMMANDS | {_execution_commands}
     BINDINGS = [
         Binding("q", "quit", "Quit"),
         Binding("1", "switch_mode('executions')", "Executions", show=False),
@@ -294,6 +302,30 @@ class StepflowTop(App):
             if self.bell_on_failure:
                 self.bell()
         self._failed_seen |= failed.keys()
+
+    # -- command palette -----------------------------------------------------
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Executions", "The executions list (key 1)",
+                            lambda: self.switch_mode("executions"))
+        yield SystemCommand("Database health", "WAL, checkpoint history, integrity (key 2)",
+                            lambda: self.switch_mode("health"))
+        yield SystemCommand("Run quick_check", "quick_check and foreign_key_check on a copy",
+                            lambda: self.start_checks("quick"))
+        yield SystemCommand("Run integrity_check", "The full check, on a copy of the database",
+                            lambda: self.start_checks("full"))
+        yield SystemCommand("Run StepFlow consistency checks",
+                            "Orphan rows, totals, stuck runs, missing or orphaned logs",
+                            lambda: self.start_checks("consistency"))
+        yield SystemCommand("Pause / resume", "Stop applying updates (key p)",
+                            self.action_toggle_pause)
+
+    def open_execution(self, execution_id: str) -> None:
+        """Show the detail screen of ``execution_id`` (from the command palette)."""
+        from .detail import DetailScreen
+
+        self.switch_mode("executions")
+        self.push_screen(DetailScreen(execution_id))
 
     # -- actions -----------------------------------------------------------
     def action_help(self) -> None:

@@ -1,0 +1,49 @@
+"""Command palette (ctrl+p): open any execution in the current list by name."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.content import Content
+
+from .. import formatting
+from ..store.models import Execution
+from ..store.text import literal
+
+DISCOVER = 10
+
+
+class ExecutionCommands(Provider):
+    """``open <name>`` for each execution in the loaded window, newest first.
+
+    Hits are plain ``Content``: the matcher's own highlighting parses markup, and a
+    name from the store must never style the screen.
+    """
+
+    def _entries(self) -> list[tuple[str, str, Execution]]:
+        app = self.app
+        snapshot = app.snapshot
+        if snapshot is None:
+            return []
+        entries = []
+        for execution in snapshot.executions:
+            status = execution.effective_status(app.now, app.stall_after)
+            title = f"open {literal(execution.name)}  {status.label}"
+            help_text = (f"{literal(execution.user_name) or '—'} · started "
+                         f"{formatting.clock_time(execution.start, app.now)} · {execution.id}")
+            entries.append((title, help_text, execution))
+        return entries
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for title, help_text, execution in self._entries():
+            score = max(matcher.match(title), matcher.match(execution.id))
+            if score > 0:
+                yield Hit(score, Content(title), partial(self.app.open_execution, execution.id),
+                          text=title, help=help_text)
+
+    async def discover(self) -> Hits:
+        for title, help_text, execution in self._entries()[:DISCOVER]:
+            yield DiscoveryHit(Content(title), partial(self.app.open_execution, execution.id),
+                               text=title, help=help_text)
