@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual.widgets import Static
 
 from ..store.models import Status
 from ..store.text import literal
+from .widgets import TextPanel
 
 STATUS_STYLES = {
     Status.RUNNING: "bold cyan",
@@ -22,11 +22,9 @@ BAR_ORDER = (Status.RUNNING, Status.STALLED, Status.PENDING, Status.FAILED, Stat
              Status.CANCELLED, Status.UNKNOWN)
 
 
-class StoreBar(Static):
+class StoreBar(TextPanel):
     """Store path, journal mode, LIVE/PAUSED badge, counts by effective status, and
     any warning or error. It watches the app's ``snapshot`` and ``paused``."""
-
-    _shown: Text | None = None
 
     def on_mount(self) -> None:
         self.watch(self.app, "snapshot", self._redraw)
@@ -71,6 +69,4 @@ class StoreBar(Static):
         for warning in health.warnings if health else ():
             if warning.code != "not_wal":  # said above, from the connection's own answer
                 text.append(f"\n⚠ {literal(warning.message)} (2: health)", "bold yellow")
-        if text != self._shown:  # an update re-lays out the screen: only on change
-            self._shown = text
-            self.update(text)
+        self.update(text)

@@ -10,13 +10,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static, TabbedContent, TabPane
+from textual.widgets import Footer, TabbedContent, TabPane
 
 from .. import formatting
 from ..store.models import ExecutionDetail, Step, step_label
 from ..store.text import literal
 from .bar import STATUS_STYLES, STEP_STYLES, StoreBar
-from .widgets import KeyedTable, cell
+from .widgets import KeyedTable, TextPanel, cell
 
 STEP_COLUMNS = (("index", "#"), ("name", "Step"), ("status", "Status"), ("started", "Started"),
                 ("duration", "Duration"), ("exit", "Exit"), ("error", "Error"))
@@ -48,7 +48,7 @@ class DetailScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield StoreBar()
-        yield Static(id="summary")
+        yield TextPanel(id="summary")
         with TabbedContent(initial="steps"):
             with TabPane("Steps", id="steps"):
                 yield KeyedTable(STEP_COLUMNS, id="steps-table")
@@ -56,7 +56,7 @@ class DetailScreen(Screen):
                 yield KeyedTable(ARTIFACT_COLUMNS, id="artifacts-table")
             with TabPane("Env/metadata", id="info"):
                 with VerticalScroll():
-                    yield Static(id="info-text")
+                    yield TextPanel(id="info-text")
         yield Footer()
 
     AUTO_FOCUS = "#steps-table"
@@ -83,7 +83,7 @@ class DetailScreen(Screen):
         if snapshot is None or snapshot.request.execution_id != self.execution_id:
             return
         now = self.app.now
-        summary = self.query_one("#summary", Static)
+        summary = self.query_one("#summary", TextPanel)
         if snapshot.detail is None:
             if not snapshot.error:
                 summary.update(Text("This execution is no longer in the store "
@@ -102,7 +102,7 @@ class DetailScreen(Screen):
             ])
             for a in detail.artifacts
         )
-        self.query_one("#info-text", Static).update(_info(detail))
+        self.query_one("#info-text", TextPanel).update(_info(detail))
         if not self._landed and detail.steps:
             self._landed = True
             failed = detail.first_failed_step()

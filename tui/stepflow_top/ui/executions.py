@@ -9,12 +9,12 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Footer, Input
 
 from .. import formatting
 from ..store.models import FINAL_EXECUTION, Execution, Status
 from .bar import STATUS_STYLES, StoreBar
-from .widgets import KeyedTable, cell
+from .widgets import KeyedTable, TextPanel, cell
 
 COLUMNS = (
     ("status", "Status"), ("name", "Name"), ("user", "User"), ("started", "Started"),
@@ -66,9 +66,9 @@ class ExecutionsScreen(Screen):
         yield StoreBar(id="bar")
         yield Input(placeholder="filter by name, user, id or command — Enter keeps, Esc clears",
                     id="filter", classes="hidden")
-        yield Static(id="view-state")
+        yield TextPanel(id="view-state")
         yield KeyedTable(COLUMNS, id="executions")
-        yield Static(id="empty", classes="hidden")
+        yield TextPanel(id="empty", classes="hidden")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -89,7 +89,7 @@ class ExecutionsScreen(Screen):
         now = self.app.now
         executions = self._sorted(list(snapshot.executions), now)
         self.table.show_rows(((e.id, self._cells(e, now)) for e in executions), follow=self.follow)
-        empty = self.query_one("#empty", Static)
+        empty = self.query_one("#empty", TextPanel)
         if snapshot.error:
             empty.update(Text(f"Waiting: {snapshot.error}.\nThe screen fills in by itself "
                               "once the database can be read.", style="bold"))
@@ -149,7 +149,7 @@ class ExecutionsScreen(Screen):
         if self.follow:
             parts.append("following newest")
         parts.append(f"showing up to {request.limit}")
-        self.query_one("#view-state", Static).update(cell("  ·  ".join(parts), "dim"))
+        self.query_one("#view-state", TextPanel).update(cell("  ·  ".join(parts), "dim"))
 
     # -- paging ------------------------------------------------------------
     def on_data_table_row_highlighted(self, event: KeyedTable.RowHighlighted) -> None:

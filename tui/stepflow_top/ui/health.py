@@ -9,14 +9,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Label, ProgressBar, Sparkline, Static, TabbedContent, TabPane
+from textual.widgets import Footer, Label, ProgressBar, Sparkline, TabbedContent, TabPane
 
 from .. import formatting
 from ..live.health import HealthState
 from ..wal.history import CheckpointEvent
 from ..wal.integrity import IntegrityReport
 from .bar import StoreBar
-from .widgets import KeyedTable, cell
+from .widgets import KeyedTable, TextPanel, cell
 
 HISTORY_COLUMNS = (("time", "Time"), ("event", "Event"), ("frames", "Frames"),
                    ("before", "WAL before"), ("after", "WAL after"))
@@ -44,8 +44,8 @@ class HealthScreen(Screen):
     def compose(self) -> ComposeResult:
         yield StoreBar()
         with Horizontal(id="figures"):
-            yield Static(id="wal-figures")
-            yield Static(id="db-figures")
+            yield TextPanel(id="wal-figures")
+            yield TextPanel(id="db-figures")
         with Horizontal(id="sparklines"):
             with Vertical():
                 yield Label("WAL file size", id="wal-spark-label")
@@ -55,10 +55,10 @@ class HealthScreen(Screen):
                 yield Sparkline([], id="pending-spark")
         with TabbedContent(initial="history"):
             with TabPane("Checkpoint history", id="history"):
-                yield Static(id="history-summary")
+                yield TextPanel(id="history-summary")
                 yield KeyedTable(HISTORY_COLUMNS, id="history-table")
             with TabPane("Integrity", id="integrity"):
-                yield Static(id="check-state")
+                yield TextPanel(id="check-state")
                 yield ProgressBar(total=1.0, show_eta=False, id="check-progress")
                 yield KeyedTable(CHECK_COLUMNS, id="check-table")
         yield Footer()
@@ -75,7 +75,7 @@ class HealthScreen(Screen):
     def _show_health(self, state: HealthState | None) -> None:
         if state is None:
             return
-        wal, db = self.query_one("#wal-figures", Static), self.query_one("#db-figures", Static)
+        wal, db = self.query_one("#wal-figures", TextPanel), self.query_one("#db-figures", TextPanel)
         if state.sample is None:
             wal.update(cell(state.error or "no sample yet", "bold red"))
             return
@@ -102,7 +102,7 @@ class HealthScreen(Screen):
         if not state.events:
             summary.append("\nNo checkpoint seen yet. SQLite keeps no history: it is inferred "
                            "from samples taken while stepflow-top runs.", "dim")
-        self.query_one("#history-summary", Static).update(summary)
+        self.query_one("#history-summary", TextPanel).update(summary)
         now = self.app.now
         rows = []
         for n, event in enumerate(reversed(state.events[-200:])):
@@ -112,7 +112,7 @@ class HealthScreen(Screen):
     # -- integrity -----------------------------------------------------------
     def _show_progress(self, progress: tuple[float, str] | None) -> None:
         bar = self.query_one("#check-progress", ProgressBar)
-        state = self.query_one("#check-state", Static)
+        state = self.query_one("#check-state", TextPanel)
         if progress is None:
             bar.update(progress=0 if self.app.integrity is None else 1.0)
             if self.app.integrity is None:
@@ -126,7 +126,7 @@ class HealthScreen(Screen):
     def _show_integrity(self, report: IntegrityReport | None) -> None:
         if report is None:
             return
-        state = self.query_one("#check-state", Static)
+        state = self.query_one("#check-state", TextPanel)
         when = datetime.fromtimestamp(report.started).strftime("%H:%M:%S")
         verdict = "✓ healthy" if report.ok else "✗ PROBLEMS FOUND"
         state.update(cell(

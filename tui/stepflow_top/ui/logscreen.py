@@ -9,7 +9,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Footer, Input
 
 from .. import formatting
 from ..store.logs import LogRead, log_version, read_log
@@ -18,6 +18,7 @@ from ..store.text import literal
 from .app import FilesChanged
 from .bar import STEP_STYLES, StoreBar
 from .logview import LogView
+from .widgets import TextPanel
 
 
 class LogScreen(Screen):
@@ -44,11 +45,11 @@ class LogScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield StoreBar()
-        yield Static(id="step-summary")
+        yield TextPanel(id="step-summary")
         yield Input(placeholder="search — Enter finds, n/N next/previous, Esc closes",
                     id="search", classes="hidden")
         yield LogView(id="log")
-        yield Static(id="log-state")
+        yield TextPanel(id="log-state")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -109,7 +110,7 @@ class LogScreen(Screen):
             text.append(f"  exit {step.exit_code}", "bold red" if step.exit_code else "")
         if step.error_message:
             text.append(f"\nerror: {literal(step.error_message)}", "bold red")
-        self.query_one("#step-summary", Static).update(text)
+        self.query_one("#step-summary", TextPanel).update(text)
 
     def _show_state(self) -> None:
         read, view = self._read, self.view
@@ -126,7 +127,7 @@ class LogScreen(Screen):
         if view.search:
             text.append(f"  ·  {len(view.matches())} matches for {literal(view.search)!r}")
         text.append(f"  ·  {literal(self.path)}")
-        self.query_one("#log-state", Static).update(text)
+        self.query_one("#log-state", TextPanel).update(text)
 
     # -- actions -----------------------------------------------------------
     def action_back(self) -> None:

@@ -1,11 +1,13 @@
-"""A DataTable that diff-updates, and literal-text cells."""
+"""A DataTable that diff-updates, a text panel that repaints only on change, and
+literal-text cells."""
 
 from __future__ import annotations
 
 from typing import Iterable, Sequence
 
 from rich.text import Text
-from textual.widgets import DataTable
+from textual.visual import VisualType
+from textual.widgets import DataTable, Static
 from textual.widgets.data_table import RowKey
 
 from ..store.text import literal
@@ -103,3 +105,16 @@ class KeyedTable(DataTable):
         self._row_locations = TwoWayDict({RowKey(k): i for i, k in enumerate(keys)})
         self._update_count += 1
         self.refresh()
+
+
+class TextPanel(Static):
+    """A Static that skips ``update`` when the content is unchanged: an update
+    re-lays out the screen, and views that tick every second would do it each time."""
+
+    _shown: object = None
+
+    def update(self, content: VisualType = "", *, layout: bool = True) -> None:
+        if content == self._shown:
+            return
+        self._shown = content
+        super().update(content, layout=layout)
