@@ -279,3 +279,20 @@ async def test_the_command_palette_opens_an_execution_by_name(fixture_store):
         await pilot.press("enter")
         screen = await until(pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen)
         assert screen.execution_id == "b98c3c75-fc75-42c2-8a8e-0ba7e891ab26"
+
+
+async def test_sort_and_status_filter_stick_between_sessions(fixture_store):
+    from stepflow_top.store.models import Status
+
+    app = StepflowTop(locate_store(fixture_store), clock=lambda: FROZEN_NOW, watch=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: table(app).row_count == 3)
+        await pilot.press("o", "o")  # newest → status → name
+        await pilot.press("s")  # all → running
+        await until(pilot, lambda: table(app).row_count == 1)
+
+    again = StepflowTop(locate_store(fixture_store), clock=lambda: FROZEN_NOW, watch=False)
+    async with again.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: table(again).row_count == 1)
+        assert again.request.status is Status.RUNNING
+        assert again.screen.sort == "name"

@@ -222,3 +222,16 @@ def test_durations_are_compact_and_drop_seconds_after_ten_minutes(seconds, shown
     from stepflow_top.formatting import duration
 
     assert duration(seconds) == shown
+
+
+def test_settings_survive_a_bad_file_and_round_trip(tmp_path):
+    from stepflow_top.settings import Settings
+
+    path = tmp_path / "settings.json"
+    assert Settings.load(path) == Settings()  # missing
+    path.write_text("{not json")
+    assert Settings.load(path) == Settings()  # malformed
+    path.write_text('{"sort": "name", "interval": -3}')
+    assert Settings.load(path) == Settings()  # invalid values
+    Settings(sort="duration", status="failed", interval=2.0).save(path)
+    assert Settings.load(path) == Settings(sort="duration", status="failed", interval=2.0)

@@ -57,8 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--poll", type=float, nargs="?", const=1.0, metavar="SECONDS",
                         help="poll every SECONDS (default 1) instead of watching for file "
                         "events, for filesystems without inotify")
-    parser.add_argument("--refresh", type=float, default=5.0, metavar="SECONDS",
-                        help="fallback refresh interval when file events are used (default 5)")
+    parser.add_argument("--refresh", type=float, metavar="SECONDS",
+                        help="fallback refresh interval when file events are used (default 5, "
+                        "or what +/- chose last time)")
     parser.add_argument("--stall-after", type=float, default=DEFAULT_STALL_AFTER,
                         metavar="SECONDS", help="a run between steps with no change for this "
                         f"long is shown as stalled (default {DEFAULT_STALL_AFTER:g})")
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             from .events import run_events
 
             return asyncio.run(run_events(
-                paths, seconds=args.seconds, fallback=args.refresh, poll=args.poll,
+                paths, seconds=args.seconds, fallback=args.refresh or 5.0, poll=args.poll,
                 stall_after=args.stall_after, integrity_every=args.integrity_every))
         if args.check:
             from .checks import run_check
@@ -254,7 +255,8 @@ def run_app(paths: StorePaths, args: argparse.Namespace) -> int:
         refresher=refresher,
         first_snapshot=first.result(),
         poll=args.poll,
-        fallback=args.refresh,
+        fallback=args.refresh or 5.0,
+        interval_from_settings=args.refresh is None and args.poll is None,
         stall_after=args.stall_after,
         bell=args.bell,
         integrity_every=args.integrity_every,

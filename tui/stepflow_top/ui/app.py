@@ -27,6 +27,8 @@ from textual.reactive import var
 from ..live.health import HealthMonitor, HealthState
 from ..live.hints import Hints
 from ..live.refresher import Refresher, StoreSnapshot, ViewRequest
+from ..settings import Settings
+from ..store.models import Status
 from ..store.locate import StorePaths
 from .help import HelpScreen
 
@@ -78,6 +80,13 @@ def _health_screen():
     return HealthScreen()
 
 
+def _status(word: str | None) -> Status | None:
+    try:
+        return Status(word) if word else None
+    except ValueError:
+        return None
+
+
 class StepflowTop(App):
     """``stepflow-top``: executions → steps → logs, live and read-only."""
 
@@ -120,6 +129,7 @@ class StepflowTop(App):
         persist_history: bool = True,
         refresher: Refresher | None = None,
         first_snapshot: StoreSnapshot | None = None,
+        interval_from_settings: bool = False,
     ) -> None:
         super().__init__()
         self.paths = paths
@@ -128,7 +138,10 @@ class StepflowTop(App):
         self.stall_after = stall_after
         self.refresher = refresher or Refresher(paths, stall_after=stall_after)
         self._first_snapshot = first_snapshot
-        self.request = ViewRequest()
+        self.settings = Settings.load()
+        self.request = ViewRequest(status=_status(self.settings.status))
+        if self.settings.interval and interval_from_settings:
+            fallback = self.settings.interval
         self.hints = Hints([paths.database_dir], fallback=fallback, poll=poll)
         self._watch_files = watch
         self._refreshing = False
@@ -149,11 +162,11 @@ class StepflowTop(App):
             self.set_interval(self.integrity_every, lambda: self.start_checks("quick"))
         if self._watch_files:
             self._consume_hints()
-        if self._first_snapshot is not None:
+        first, self._first_snapshot = self._first_snapshot, None
+        if first is not None and first.request == self.request:
             self._refreshing = True
-            self.post_message(SnapshotReady(self._first_snapshot))
-            self._first_snapshot = None
-        else:
+            self.post_message(SnapshotReady(first))
+        else:  # none, or read for another view (a status filter from the settings)
             self.request_refresh(force=True)
 
     def on_unmount(self) -> None:
@@ -257,9 +270,12 @@ class StepflowTop(App):
 
     def set_request(self, **changes) -> None:
         """Change what the views show (filter, status, limit, open execution) and
-        refresh for it."""
+        refresh for it. The status filter sticks between sessions."""
         request = replace(self.request, **changes)
         if request != self.request:
+            if request.status != self.request.status:
+                self.settings.status = request.status.value if request.status else None
+                self.settings.save()
             self.request = request
             self.request_refresh()
 
@@ -359,6 +375,8 @@ class StepflowTop(App):
             hints.fallback = new
         kind = "poll" if hints.poll is not None else "fallback refresh"
         self.notify(f"{kind} every {new:g}s", timeout=2)
+        self.settings.interval = new
+        self.settings.save()
 
 
 class FilesChanged(Message):

@@ -72,6 +72,8 @@ class ExecutionsScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
+        if self.app.settings.sort in SORTS:
+            self.sort = self.app.settings.sort
         self.watch(self.app, "snapshot", self._show)
         self.watch(self.app, "now", self._tick)
         self._show_view_state()
@@ -199,6 +201,8 @@ class ExecutionsScreen(Screen):
 
     def action_cycle_sort(self) -> None:
         self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
+        self.app.settings.sort = self.sort
+        self.app.settings.save()
         self._show_view_state()
         self._show()
 
