@@ -61,8 +61,9 @@ class StoreBar(TextPanel):
             if snapshot.journal_mode != "wal":
                 text.append("\n")
                 text.append(
-                    f"⚠ journal_mode={literal(snapshot.journal_mode)}, not WAL: a reader can "
-                    "block this writer; stepflow-top keeps its reads minimal",
+                    f"⚠ journal_mode={literal(snapshot.journal_mode)}, not WAL: every read "
+                    "briefly blocks the writer's commits (stepflow-top's reads are short "
+                    "and fully fetched)",
                     "bold yellow",
                 )
         health = app.health
