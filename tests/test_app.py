@@ -296,3 +296,26 @@ async def test_sort_and_status_filter_stick_between_sessions(fixture_store):
         await until(pilot, lambda: table(again).row_count == 1)
         assert again.request.status is Status.RUNNING
         assert again.screen.sort == "name"
+
+
+async def test_markup_and_escapes_in_store_text_never_reach_the_palette_or_toasts(fixture_store):
+    import sqlite3
+
+    db = fixture_store / "database" / "stepflow.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE executions SET user_name='a[/bold]b' WHERE id=?", [NIGHTLY])
+    app = StepflowTop(locate_store(fixture_store), clock=lambda: FROZEN_NOW)
+    async with app.run_test(size=(100, 30), notifications=True) as pilot:
+        await until(pilot, lambda: table(app).row_count == 3)
+        await pilot.press("ctrl+p", *"nightly")  # a str help would be parsed as markup
+        await pilot.pause(0.3)
+        await pilot.press("escape")
+        with sqlite3.connect(db) as conn:  # fails after the app started: a toast
+            conn.execute("UPDATE executions SET status='failed', name=?, "
+                         "completed_at='2026-11-21T20:00:00' WHERE id=?",
+                         ["boom\x1b]2;PWNED\x07", NIGHTLY])
+        from textual.widgets._toast import Toast
+
+        toast = await until(pilot, lambda: app.screen.query(Toast).first())
+        assert "boom\\x1b]2;PWNED\\x07 failed" in str(toast.render())
+        assert app.is_running

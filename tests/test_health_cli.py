@@ -172,3 +172,14 @@ def test_events_report_scheduled_integrity_checks(fixture_store):
     assert len(checks) >= 2
     assert all(e["ok"] is True and isinstance(e["ts"], float) for e in checks)
     assert [c["name"] for c in checks[0]["checks"]] == ["quick_check", "foreign_key_check"]
+
+
+def test_check_prints_names_from_the_store_literally(fixture_store):
+    import sqlite3
+
+    with sqlite3.connect(fixture_store / "database" / "stepflow.db") as conn:
+        conn.execute("UPDATE executions SET status='completed', name=? WHERE status='pending'",
+                     ["stuck\x1b[2J"])  # totals now disagree with its step rows
+    result = stepflow_top(str(fixture_store), "--check")
+    assert result.returncode == 1
+    assert "stuck\\x1b[2J" in result.stdout and "\x1b" not in result.stdout

@@ -235,3 +235,31 @@ def test_settings_survive_a_bad_file_and_round_trip(tmp_path):
     assert Settings.load(path) == Settings()  # invalid values
     Settings(sort="duration", status="failed", interval=2.0).save(path)
     assert Settings.load(path) == Settings(sort="duration", status="failed", interval=2.0)
+
+
+def test_a_timestamp_that_overflows_local_time_is_read_as_unknown(fixture_store):
+    with sqlite3.connect(fixture_store / "database" / "stepflow.db") as conn:
+        conn.execute("UPDATE steps SET completed_at='9999-12-31T23:59:59-05:00' "
+                     "WHERE execution_id=? AND step_index=0", [NIGHTLY])
+    detail = reader_for(fixture_store).detail(NIGHTLY)
+    assert detail.steps[0].completed_at is None
+
+
+def test_a_live_status_filter_finds_runs_behind_many_newer_live_rows(fixture_store):
+    with sqlite3.connect(fixture_store / "database" / "stepflow.db") as conn:
+        conn.executemany(
+            "INSERT INTO executions (id, name, command, status, created_at) "
+            "VALUES (?, 'crashed', 'x', 'pending', '2026-11-21T20:00:00')",
+            [(f"crashed-{n}",) for n in range(60)])
+    found = reader_for(fixture_store).executions(FROZEN_NOW, limit=50, status=Status.RUNNING)
+    assert [e.id for e in found] == [DATA_REPORT]
+
+
+def test_the_current_step_is_the_newest_running_one_and_a_final_run_has_none(fixture_store):
+    with sqlite3.connect(fixture_store / "database" / "stepflow.db") as conn:
+        # Steps the service never saved as finished stay `running` for ever.
+        conn.execute("UPDATE steps SET status='running' WHERE step_index=0")
+    executions = {e.id: e for e in reader_for(fixture_store).executions(FROZEN_NOW)}
+    assert executions[DATA_REPORT].current_step == "Data Collection"
+    assert executions[NIGHTLY].running_step is None
+    assert executions[NIGHTLY].current_step == "final_validation"

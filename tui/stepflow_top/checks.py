@@ -15,6 +15,7 @@ from .store.consistency import run_consistency_checks
 from .store.connection import StoreUnavailable
 from .store.locate import StorePaths
 from .store.queries import StoreReader
+from .store.text import literal
 from .wal.integrity import CheckResult, run_integrity
 
 INTEGRITY = ("quick_check", "foreign_key_check")
@@ -43,15 +44,13 @@ def run_check(paths: StorePaths, *, full: bool, as_json: bool) -> int:
     results = run_checks(paths, full=full)
     ok = all(r.ok for r in results)
     if as_json:
-        print(json.dumps({"ok": ok, "checks": [
-            {"name": r.name, "ok": r.ok, "details": r.details,
-             "duration_s": round(r.duration_s, 3)} for r in results]}, indent=2))
+        print(json.dumps({"ok": ok, "checks": [r.to_dict() for r in results]}, indent=2))
     else:
         for r in results:
             mark = "✓" if r.ok else "✗"
             print(f"{mark} {r.name:<20} {r.status:<9} {r.duration_s:6.2f}s")
             for line in r.details[:20]:
-                print(f"    {line}")
+                print(f"    {literal(line)}")
             if len(r.details) > 20:
                 print(f"    … and {len(r.details) - 20} more")
     return 0 if ok else 1

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from .wal.probe import WalSample
 
 
+MIN_SECONDS = 0.1  # a smaller interval would turn waiting into spinning
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stepflow-top",
@@ -73,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.limit < 1:
         return _fail("--limit must be at least 1")
+    for flag in ("poll", "refresh", "stall_after", "integrity_every", "speed"):
+        value = getattr(args, flag)
+        if value is not None and value < MIN_SECONDS:
+            return _fail(f"--{flag.replace('_', '-')} must be at least {MIN_SECONDS:g}")
     try:
         if args.demo_writer is not None:
             from .demo import writer

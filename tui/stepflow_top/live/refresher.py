@@ -53,6 +53,7 @@ class Refresher:
         self.reader = StoreReader(paths, stall_after=stall_after)
         self._last: tuple[int, ViewRequest] | None = None
         self._stored: tuple[int, dict[str, int]] | None = None
+        self._live: tuple[tuple[int, int], tuple[Execution, ...]] | None = None
         # close() may come from the UI thread while a worker thread refreshes: a
         # connection closed under a running statement crashes the process.
         self._lock = threading.Lock()
@@ -68,7 +69,8 @@ class Refresher:
 
         Counts per stored status scan an index, so they are cached until an
         execution row is saved (its rowid rises: STEPFLOW_STORE.md) or ``force``;
-        housekeeping's deletes show at the next forced refresh."""
+        the live rows behind the counts, until an execution or a step is saved.
+        Housekeeping's deletes show at the next forced refresh."""
         with self._lock:
             if self._closed:
                 return None
@@ -87,12 +89,21 @@ class Refresher:
             executions = reader.executions(
                 now, limit=request.limit, text=request.text or None, status=request.status
             )
-            counts = reader.counts(stored=self._stored_counts(force), tables=tables)
+            marks = reader.max_rowids()
+            counts = reader.counts(stored=self._stored_counts(marks, force),
+                                   live=self._live_executions(marks, force), tables=tables)
             detail = reader.detail(request.execution_id) if request.execution_id else None
         except StoreUnavailable as exc:
             reader.close()
-            self._last = self._stored = None
+            self._last = self._stored = self._live = None
             return StoreSnapshot(now, request, error=str(exc))
+        except Exception as exc:  # data we did not foresee must not end the monitor
+            reader.close()
+            self._last = self._stored = self._live = None
+            return StoreSnapshot(
+                now, request,
+                error=f"unexpected data in the store ({type(exc).__name__}: {exc}); "
+                "please report it")
         self._last = (version, request)
         return StoreSnapshot(
             taken_at=now,
@@ -104,11 +115,17 @@ class Refresher:
             detail=detail,
         )
 
-    def _stored_counts(self, force: bool) -> dict[str, int]:
-        mark = self.reader.max_rowids()[0]
-        if force or self._stored is None or self._stored[0] != mark:
-            self._stored = (mark, self.reader.stored_status_counts())
+    def _stored_counts(self, marks: tuple[int, int], force: bool) -> dict[str, int]:
+        if force or self._stored is None or self._stored[0] != marks[0]:
+            self._stored = (marks[0], self.reader.stored_status_counts())
         return self._stored[1]
+
+    def _live_executions(self, marks: tuple[int, int], force: bool) -> tuple[Execution, ...]:
+        # Live rows and their aggregates change only with a save of an execution or
+        # a step (and a log file is rewritten only when its step is saved).
+        if force or self._live is None or self._live[0] != marks:
+            self._live = (marks, tuple(self.reader.live_executions()))
+        return self._live[1]
 
     def close(self) -> None:
         """Close the connection, after a refresh running in another thread ends."""

@@ -73,10 +73,10 @@ def parse_timestamp(text: object) -> datetime | None:
         return None
     try:
         value = datetime.fromisoformat(text)
-    except ValueError:
+        if value.tzinfo is not None:
+            value = value.astimezone().replace(tzinfo=None)
+    except (ValueError, OverflowError):  # e.g. year 9999 with a zone west of UTC
         return None
-    if value.tzinfo is not None:
-        value = value.astimezone().replace(tzinfo=None)
     return value
 
 

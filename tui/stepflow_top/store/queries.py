@@ -131,8 +131,10 @@ class StoreReader:
         """The newest ``limit`` executions matching ``text`` (name, user, id or
         command, case-insensitive substring) and effective ``status``.
 
-        A live status (running, stalled, pending) is pre-filtered in SQL to rows
-        whose stored status is pending or running, then classified here.
+        A live status (running, stalled, pending) is pre-filtered in SQL to the
+        newest MAX_LIVE_ROWS rows stored as pending or running, classified here, and
+        the first ``limit`` matches kept (classification needs the step rows, so
+        SQL alone cannot apply the LIMIT).
         """
         where, params = [], []
         if text:
@@ -152,10 +154,12 @@ class StoreReader:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at DESC LIMIT ?"
-        rows = self._rows(sql, [*params, limit])
+        live = status is not None and status.value not in FINAL_EXECUTION
+        rows = self._rows(sql, [*params, MAX_LIVE_ROWS if live else limit])
         result = self._with_steps([_execution(r) for r in rows])
-        if status is not None and status.value not in FINAL_EXECUTION:
-            result = [e for e in result if e.effective_status(now, self.stall_after) == status]
+        if live:
+            stall = self.stall_after
+            result = [e for e in result if e.effective_status(now, stall) == status][:limit]
         return result
 
     def executions_by_id(self, ids: Iterable[str]) -> list[Execution]:
@@ -173,10 +177,16 @@ class StoreReader:
         the store, so callers cache it; see ``Refresher``)."""
         return dict(self._rows("SELECT status, count(*) FROM executions GROUP BY status"))
 
-    def counts(self, *, stored: dict[str, int] | None = None, tables: bool = False) -> Counts:
+    def counts(
+        self,
+        *,
+        stored: dict[str, int] | None = None,
+        live: tuple[Execution, ...] | None = None,
+        tables: bool = False,
+    ) -> Counts:
         """Counts per stored status (``stored_status_counts()`` when None) and the
-        live executions (stored pending or running, at most MAX_LIVE_ROWS) for
-        ``Counts.by_status``. ``tables`` adds the step and artifact row counts
+        live executions (stored pending or running, at most MAX_LIVE_ROWS;
+        ``live_executions()`` when None) for ``Counts.by_status``. ``tables`` adds the step and artifact row counts
         (full counts: for one-shot output, not for every refresh)."""
         if stored is None:
             stored = self.stored_status_counts()
@@ -185,7 +195,7 @@ class StoreReader:
             steps=self._count("steps") if tables else None,
             artifacts=self._count("artifacts") if tables else None,
             stored=stored,
-            live=tuple(self.live_executions()),
+            live=tuple(self.live_executions()) if live is None else live,
         )
 
     def _count(self, table: str) -> int:
@@ -196,15 +206,16 @@ class StoreReader:
     # -- one execution -----------------------------------------------------
     def detail(self, execution_id: str) -> ExecutionDetail | None:
         """The execution, its steps (by index) and artifacts; None once it is gone."""
-        found = self.executions_by_id([execution_id])
-        if not found:
-            return None
-        steps = tuple(
-            sorted(
-                (_step(r) for r in self._step_rows([execution_id], MAX_STEPS_PER_EXECUTION)),
-                key=lambda s: (s.index, s.created_at or datetime.min),
-            )
+        rows = self._rows(
+            f"SELECT {self._select['executions']} FROM executions WHERE id = ?", [execution_id]
         )
+        if not rows:
+            return None
+        steps = sorted(
+            (_step(r) for r in self._step_rows([execution_id], MAX_STEPS_PER_EXECUTION)),
+            key=lambda s: (s.index, s.created_at or datetime.min),
+        )
+        execution = self._aggregate(_execution(rows[0]), list(steps))
         artifacts: tuple[Artifact, ...] = ()
         if "artifacts" in self._has:
             rows = self._rows(
@@ -214,7 +225,7 @@ class StoreReader:
             )
             artifacts = tuple(sorted((_artifact(r) for r in rows), key=_artifact_order))
         log_paths = {s.id: self.paths.step_log(s.execution_id, s.index, s.id) for s in steps}
-        return ExecutionDetail(found[0], steps, artifacts, log_paths)
+        return ExecutionDetail(execution, tuple(steps), artifacts, log_paths)
 
     # -- changes, for the event stream --------------------------------------
     def max_rowids(self) -> tuple[int, int]:
@@ -297,7 +308,11 @@ class StoreReader:
         if not steps:
             return execution
         steps.sort(key=lambda s: s.index)
-        running = next((s for s in steps if s.status == "running"), None)
+        # A step the service never saved as finished stays `running` for ever: the
+        # current one is the newest running step, and a finished run has none.
+        final = execution.stored_status in FINAL_EXECUTION
+        running = None if final else next(
+            (s for s in reversed(steps) if s.status == "running"), None)
         started = [s.started_at for s in steps if s.started_at]
         changes = [t for t in (s.last_saved for s in steps) if t]
         if execution.stored_status not in FINAL_EXECUTION and running is None:

@@ -28,6 +28,7 @@ from ..live.health import HealthMonitor, HealthState
 from ..live.hints import Hints
 from ..live.refresher import Refresher, StoreSnapshot, ViewRequest
 from ..settings import Settings
+from ..store.text import literal
 from ..store.models import Status
 from ..store.locate import StorePaths
 from .help import HelpScreen
@@ -97,6 +98,7 @@ class StepflowTop(App):
     COMMANDS = App.COMMANDS | {_execution_commands}
     BINDINGS = [
         Binding("q", "quit", "Quit"),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
         Binding("1", "switch_mode('executions')", "Executions", show=False),
         Binding("2", "switch_mode('health')", "Health"),
         Binding("question_mark,f1", "help", "Help", key_display="?"),
@@ -147,7 +149,8 @@ class StepflowTop(App):
         self._refreshing = False
         self._queued: bool | None = None  # None: nothing queued; else its `force`
         self._held: StoreSnapshot | None = None  # arrived while paused
-        self._failed_seen: set[str] | None = None
+        self._failed_seen: set[str] = set()
+        self._started_at = clock()
         self.health_monitor = HealthMonitor(paths.database, persist=persist_history)
         self._sampling = False
         self.integrity_every = integrity_every
@@ -192,7 +195,8 @@ class StepflowTop(App):
         self._refreshing = False
         if message.snapshot is not None:
             self._notify_failures(message.snapshot)
-            if self.paused:
+            shown = self.snapshot.request if self.snapshot else None
+            if self.paused and message.snapshot.request == shown:
                 self._held = message.snapshot
             else:
                 self.snapshot = message.snapshot
@@ -205,7 +209,8 @@ class StepflowTop(App):
     def _request_health(self) -> None:
         if not self._sampling:
             self._sampling = True
-            journal = self.snapshot.journal_mode if self.snapshot else None
+            snapshot = self.snapshot
+            journal = None if snapshot is None or snapshot.error else snapshot.journal_mode
             self._sample_health(journal)
 
     @work(thread=True, group="health")
@@ -259,8 +264,8 @@ class StepflowTop(App):
 
     def on_checks_done(self, message: ChecksDone) -> None:
         self._checks = None
-        self.integrity_progress = None
         self.integrity = message.report
+        self.integrity_progress = None
         if not message.report.ok:
             failed = ", ".join(r.name for r in message.report.results if not r.ok)
             self.notify(f"checks found problems: {failed} (press 2 for details)",
@@ -308,13 +313,14 @@ class StepflowTop(App):
             self.request_refresh()
 
     def _notify_failures(self, snapshot: StoreSnapshot) -> None:
-        failed = {e.id: e for e in snapshot.executions if e.stored_status == "failed"}
-        if self._failed_seen is None:
-            self._failed_seen = set(failed)
-            return
+        # Only runs that ended while the app runs: an old failure that scrolls or
+        # filters into view is not news.
+        failed = {e.id: e for e in snapshot.executions if e.stored_status == "failed"
+                  and e.completed_at is not None and e.completed_at >= self._started_at}
         for execution_id in failed.keys() - self._failed_seen:
             name = failed[execution_id].name
-            self.notify(f"{name} failed", title="Execution failed", severity="error", markup=False)
+            self.notify(f"{literal(name)} failed", title="Execution failed", severity="error",
+                        markup=False)
             if self.bell_on_failure:
                 self.bell()
         self._failed_seen |= failed.keys()

@@ -17,8 +17,9 @@ DISCOVER = 10
 class ExecutionCommands(Provider):
     """``open <name>`` for each execution in the loaded window, newest first.
 
-    Hits are plain ``Content``: the matcher's own highlighting parses markup, and a
-    name from the store must never style the screen.
+    Titles and help are plain ``Content`` (Textual parses a ``str`` help as markup,
+    and so does the matcher's highlighting): a name from the store never styles the
+    screen or breaks the palette.
     """
 
     def _entries(self) -> list[tuple[str, str, Execution]]:
@@ -31,7 +32,8 @@ class ExecutionCommands(Provider):
             status = execution.effective_status(app.now, app.stall_after)
             title = f"open {literal(execution.name)}  {status.label}"
             help_text = (f"{literal(execution.user_name) or '—'} · started "
-                         f"{formatting.clock_time(execution.start, app.now)} · {execution.id}")
+                         f"{formatting.clock_time(execution.start, app.now)} · "
+                         f"{literal(execution.id)}")
             entries.append((title, help_text, execution))
         return entries
 
@@ -41,9 +43,9 @@ class ExecutionCommands(Provider):
             score = max(matcher.match(title), matcher.match(execution.id))
             if score > 0:
                 yield Hit(score, Content(title), partial(self.app.open_execution, execution.id),
-                          text=title, help=help_text)
+                          text=title, help=Content(help_text))
 
     async def discover(self) -> Hits:
         for title, help_text, execution in self._entries()[:DISCOVER]:
             yield DiscoveryHit(Content(title), partial(self.app.open_execution, execution.id),
-                               text=title, help=help_text)
+                               text=title, help=Content(help_text))

@@ -126,7 +126,7 @@ class DetailScreen(Screen):
             text.append(f"  exit {e.exit_code}", "bold red" if e.exit_code else "")
         text.append(f"\n$ {literal(e.command)}")
         text.append(f"\ncwd {literal(e.working_directory) or '—'}  user {literal(e.user_name) or '—'}"
-                    f"  tags {literal(e.tags) or '—'}  id {e.id}")
+                    f"  tags {literal(e.tags) or '—'}  id {literal(e.id)}")
         if e.error_message:
             text.append(f"\nerror: {literal(e.error_message)}", "bold red")
         return text
@@ -134,13 +134,13 @@ class DetailScreen(Screen):
     def _step_cells(self, step: Step, now: datetime) -> list[Text]:
         return [
             cell(step.index),
-            cell(formatting.cut(step.name, 28)),
+            cell(step.name, width=28),
             cell(step_label(step.status), STEP_STYLES.get(step.status, "")),
             cell(formatting.clock_time(step.started_at, now)),
             cell(formatting.duration(step.duration(now))),
             cell("" if step.exit_code is None else step.exit_code,
                  "bold red" if step.exit_code not in (None, 0) else ""),
-            cell(formatting.cut(step.error_message, 60), "red"),
+            cell(step.error_message, "red", width=60),
         ]
 
     # -- actions -----------------------------------------------------------
@@ -190,7 +190,7 @@ class DetailScreen(Screen):
 
     def action_copy_id(self) -> None:
         self.app.copy_to_clipboard(self.execution_id)
-        self.notify(f"copied {self.execution_id}", timeout=2, markup=False)
+        self.notify(f"copied {literal(self.execution_id)}", timeout=2, markup=False)
 
     def action_cursor_down(self) -> None:
         self.focused.action_cursor_down() if isinstance(self.focused, KeyedTable) else None

@@ -13,6 +13,7 @@ from textual.widgets import Footer, Input
 
 from .. import formatting
 from ..store.models import FINAL_EXECUTION, Execution, Status
+from ..store.text import literal
 from .bar import STATUS_STYLES, StoreBar
 from .widgets import KeyedTable, TextPanel, cell
 
@@ -90,7 +91,8 @@ class ExecutionsScreen(Screen):
             return
         now = self.app.now
         executions = self._sorted(list(snapshot.executions), now)
-        self.table.show_rows(((e.id, self._cells(e, now)) for e in executions), follow=self.follow)
+        newest = snapshot.executions[0].id if self.follow and snapshot.executions else None
+        self.table.show_rows(((e.id, self._cells(e, now)) for e in executions), follow=newest)
         empty = self.query_one("#empty", TextPanel)
         if snapshot.error:
             empty.update(Text(f"Waiting: {snapshot.error}.\nThe screen fills in by itself "
@@ -121,12 +123,12 @@ class ExecutionsScreen(Screen):
             label += "*"
         return [
             cell(label, STATUS_STYLES[status]),
-            cell(formatting.cut(e.name, self.name_width)),
-            cell(formatting.cut(e.user_name, 8)),
+            cell(e.name, width=self.name_width),
+            cell(e.user_name, width=8),
             cell(formatting.clock_time(e.start, now)),
             cell(formatting.duration(e.duration(now))),
             cell(formatting.progress(*e.progress)),
-            cell(formatting.cut(e.current_step, self.step_width)),
+            cell(e.current_step, width=self.step_width),
             cell("" if e.exit_code is None else e.exit_code,
                  "bold red" if e.exit_code not in (None, 0) else ""),
         ]
@@ -215,7 +217,7 @@ class ExecutionsScreen(Screen):
         key = self.table.cursor_key
         if key is not None:
             self.app.copy_to_clipboard(key)
-            self.notify(f"copied {key}", timeout=2, markup=False)
+            self.notify(f"copied {literal(key)}", timeout=2, markup=False)
 
     def action_cursor_down(self) -> None:
         self.table.action_cursor_down()

@@ -161,7 +161,7 @@ class LogScreen(Screen):
         matches = view.matches()
         if not matches:
             if view.search:
-                self.notify(f"no match for {view.search!r}", timeout=2, markup=False)
+                self.notify(f"no match for {literal(view.search)!r}", timeout=2, markup=False)
             self._show_state()
             return
         here = view.current if view.current is not None else int(view.scroll_offset.y)

@@ -13,9 +13,13 @@ from textual.widgets.data_table import RowKey
 from ..store.text import literal
 
 
-def cell(value: object, style: str = "") -> Text:
-    """A table cell that shows ``value`` literally: no markup, no control characters."""
-    return Text(literal(value), style=style, no_wrap=True, end="")
+def cell(value: object, style: str = "", width: int | None = None) -> Text:
+    """A table cell that shows ``value`` literally (no markup, control characters
+    spelled out), cut to ``width`` terminal cells with an ellipsis when given."""
+    text = Text(literal(value), style=style, no_wrap=True, end="")
+    if width is not None:
+        text.truncate(width, overflow="ellipsis")
+    return text
 
 
 class KeyedTable(DataTable):
@@ -47,8 +51,11 @@ class KeyedTable(DataTable):
         except Exception:  # cursor outside the rows while the table changes
             return None
 
-    def show_rows(self, rows: Iterable[tuple[str, Sequence[Text]]], *, follow: bool = False) -> None:
-        """Make the table hold exactly ``rows`` ((key, cells) in display order)."""
+    def show_rows(
+        self, rows: Iterable[tuple[str, Sequence[Text]]], *, follow: str | None = None
+    ) -> None:
+        """Make the table hold exactly ``rows`` ((key, cells) in display order), with
+        the cursor on its row's key, or on ``follow`` when given."""
         rows = list(rows)
         wanted = {key for key, _ in rows}
         selected = self.cursor_key
@@ -61,7 +68,7 @@ class KeyedTable(DataTable):
                 else:
                     self.add_row(*cells, key=key)
             self._order([key for key, _ in rows])
-            target = rows[0][0] if follow and rows else selected
+            target = follow or selected
             if target is not None and target in wanted:
                 row = self.get_row_index(target)
                 if row != self.cursor_row:

@@ -345,8 +345,10 @@ class IntegrityRunner:
             try:
                 src.backup(dest, pages=pages, progress=on_step, sleep=0.05)
             except _Stop:
+                self._untrack(dest)  # the copy (up to memory_limit_bytes) goes now
                 raise
             except sqlite3.Error as e:
+                self._untrack(dest)
                 stop = stop_reason()  # an interrupt() from cancel() lands here too
                 if stop is not None:
                     raise stop from e
