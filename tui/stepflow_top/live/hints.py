@@ -37,6 +37,7 @@ class Hints:
         self.poll = poll
         self._changed = asyncio.Event()
         self._stop = asyncio.Event()
+        self._rearm = asyncio.Event()
         self._task: asyncio.Task | None = None
 
     @property
@@ -52,6 +53,14 @@ class Hints:
         self._stop.set()
         self._changed.set()
 
+    def set_interval(self, seconds: float) -> None:
+        """Change the timer's interval (the fallback's, or polling's) from now on."""
+        if self.poll is not None:
+            self.poll = seconds
+        else:
+            self.fallback = seconds
+        self._rearm.set()
+
     def set_folders(self, folders: list[Path]) -> None:
         """Watch these folders from now on (restarts the watcher when they differ)."""
         if list(folders) == self.folders:
@@ -63,13 +72,21 @@ class Hints:
             self.start()
 
     async def wait(self) -> str:
-        """Wait for the next hint; see the class docstring for the values."""
-        try:
-            await asyncio.wait_for(self._changed.wait(), timeout=self.interval)
-        except asyncio.TimeoutError:
-            return "timer"
-        self._changed.clear()
-        return "stopped" if self._stop.is_set() else "event"
+        """Wait for the next hint; see the class docstring for the values. A new
+        interval (``set_interval``) restarts the wait with it."""
+        while True:
+            self._rearm.clear()
+            changed = asyncio.ensure_future(self._changed.wait())
+            rearmed = asyncio.ensure_future(self._rearm.wait())
+            done, pending = await asyncio.wait(
+                {changed, rearmed}, timeout=self.interval, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
+            if changed in done:
+                self._changed.clear()
+                return "stopped" if self._stop.is_set() else "event"
+            if rearmed not in done:
+                return "timer"
 
     async def _watch(self) -> None:
         while not self._stop.is_set():

@@ -36,7 +36,7 @@ from .help import HelpScreen
 if TYPE_CHECKING:  # the check runners load when a check runs, not at start-up
     from ..wal.integrity import IntegrityReport, IntegrityRunner
 
-REFRESH_STEPS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+REFRESH_STEPS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # seconds, chosen with +/-
 
 
 class SnapshotReady(Message):
@@ -375,10 +375,7 @@ class StepflowTop(App):
         if not steps:
             return
         new = steps[0] if direction > 0 else steps[-1]
-        if hints.poll is not None:
-            hints.poll = new
-        else:
-            hints.fallback = new
+        hints.set_interval(new)
         kind = "poll" if hints.poll is not None else "fallback refresh"
         self.notify(f"{kind} every {new:g}s", timeout=2)
         self.settings.interval = new

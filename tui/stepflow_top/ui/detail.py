@@ -30,11 +30,11 @@ class DetailScreen(Screen):
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("enter", "open_log", "Log"),
-        Binding("e", "next_failed", "Next failed"),
+        Binding("e", "next_failed", "Failed"),
         Binding("E", "previous_failed", "Prev failed", show=False),
         Binding("s", "tab('steps')", "Steps", show=False),
         Binding("a", "tab('artifacts')", "Artifacts"),
-        Binding("i", "tab('info')", "Env/metadata"),
+        Binding("i", "tab('info')", "Env"),
         Binding("y", "copy_id", "Copy id", show=False),
         Binding("j", "cursor_down", "Down", show=False),
         Binding("k", "cursor_up", "Up", show=False),

@@ -12,6 +12,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Label, ProgressBar, Sparkline, TabbedContent, TabPane
 
 from .. import formatting
+from ..store.text import literal
 from ..live.health import HealthState
 from ..wal.history import CheckpointEvent
 from ..wal.integrity import IntegrityReport
@@ -35,7 +36,7 @@ class HealthScreen(Screen):
     BINDINGS = [
         Binding("c", "check('quick')", "quick_check"),
         Binding("I", "check('full')", "integrity_check"),
-        Binding("k", "check('consistency')", "StepFlow checks"),
+        Binding("C", "check('consistency')", "StepFlow checks"),
         Binding("x", "cancel_check", "Cancel check"),
         Binding("h", "tab('history')", "History", show=False),
         Binding("i", "tab('integrity')", "Integrity", show=False),
@@ -61,6 +62,7 @@ class HealthScreen(Screen):
                 yield TextPanel(id="check-state")
                 yield ProgressBar(total=1.0, show_eta=False, id="check-progress")
                 yield KeyedTable(CHECK_COLUMNS, id="check-table")
+                yield TextPanel(id="check-details")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -104,9 +106,11 @@ class HealthScreen(Screen):
                            "from samples taken while stepflow-top runs.", "dim")
         self.query_one("#history-summary", TextPanel).update(summary)
         now = self.app.now
-        rows = []
-        for n, event in enumerate(reversed(state.events[-200:])):
-            rows.append((f"{event.wall}-{event.label}-{n}", _event_cells(event, now)))
+        rows, seen = [], {}
+        for event in reversed(state.events[-200:]):
+            key = f"{event.wall!r}-{event.label}-{event.salt1}-{event.frames}"
+            seen[key] = seen.get(key, 0) + 1  # the same key twice: number the repeats
+            rows.append((f"{key}-{seen[key]}", _event_cells(event, now)))
         self.query_one("#history-table", KeyedTable).show_rows(rows)
 
     # -- integrity -----------------------------------------------------------
@@ -117,7 +121,7 @@ class HealthScreen(Screen):
             bar.update(progress=0 if self.app.integrity is None else 1.0)
             if self.app.integrity is None:
                 state.update(cell("No check has run yet: c quick_check · I integrity_check · "
-                                  "k StepFlow consistency · x cancel", "dim"))
+                                  "C StepFlow consistency · x cancel", "dim"))
             return
         fraction, phrase = progress
         bar.update(progress=fraction)
@@ -141,6 +145,22 @@ class HealthScreen(Screen):
             ])
             for r in report.results
         )
+
+    def on_data_table_row_highlighted(self, event: KeyedTable.RowHighlighted) -> None:
+        """The selected check's findings, in full, below the table."""
+        report = self.app.integrity
+        if event.data_table.id != "check-table" or report is None:
+            return
+        result = next((r for r in report.results if r.name == event.row_key.value), None)
+        details = self.query_one("#check-details", TextPanel)
+        if result is None or not result.details:
+            details.update(cell(f"{event.row_key.value}: nothing to report", "dim"))
+            return
+        text = Text()
+        text.append(f"{result.name} ({result.status}, {len(result.details)} lines)\n", "bold")
+        for line in result.details:
+            text.append(literal(line) + "\n")
+        details.update(text)
 
     # -- actions -------------------------------------------------------------
     def action_check(self, kind: str) -> None:

@@ -131,12 +131,16 @@ class LogScreen(Screen):
 
     # -- actions -----------------------------------------------------------
     def action_back(self) -> None:
+        """Esc closes the search box, then clears the search, then goes back."""
         field = self.query_one("#search", Input)
         if not field.has_class("hidden"):
             field.add_class("hidden")
             self.view.focus()
-            return
-        self.app.pop_screen()
+        elif self.view.search:
+            self.view.search, self.view.current = "", None
+            self._show_state()
+        else:
+            self.app.pop_screen()
 
     def action_search(self) -> None:
         field = self.query_one("#search", Input)

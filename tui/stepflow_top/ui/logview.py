@@ -77,6 +77,12 @@ class LogView(ScrollView, can_focus=True):
         if follow:
             self.scroll_end(animate=False)
 
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        # Scrolling up to read stops following; F (or reaching the end) resumes it.
+        if new < old and new < self.max_scroll_y:
+            self.follow = False
+
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         index = scroll_y + y
