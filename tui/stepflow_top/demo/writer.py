@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
 
     previous: dict[int, Callable[..., object] | int | None] = {}
     if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        # SIGHUP too: a dropped SSH session must not leave the work folder behind.
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             previous[signum] = signal.signal(signum, handle_signal)
 
     def work() -> None:
