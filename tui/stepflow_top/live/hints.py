@@ -16,7 +16,16 @@ import watchfiles
 
 WATCH_DEBOUNCE_MS = 200
 WATCH_STEP_MS = 10
+HEARTBEAT_MS = 2000  # how often the watcher checks that its folders are still the same
 MISSING_DIR_RETRY_S = 1.0
+
+
+def _identity(folder: Path) -> tuple[int, int] | None:
+    try:
+        stat = folder.stat()
+    except OSError:
+        return None
+    return (stat.st_dev, stat.st_ino)
 
 
 class Hints:
@@ -90,23 +99,30 @@ class Hints:
 
     async def _watch(self) -> None:
         while not self._stop.is_set():
-            existing = [str(f) for f in self.folders if f.is_dir()]
+            identities = {f: _identity(f) for f in self.folders}
+            existing = [str(f) for f, identity in identities.items() if identity]
             if not existing:
                 await asyncio.sleep(MISSING_DIR_RETRY_S)
                 continue
             try:
-                async for _changes in watchfiles.awatch(
+                async for changes in watchfiles.awatch(
                     *existing,
                     recursive=False,
                     debounce=WATCH_DEBOUNCE_MS,
                     step=WATCH_STEP_MS,
                     stop_event=self._stop,
+                    rust_timeout=HEARTBEAT_MS,
+                    yield_on_timeout=True,
                 ):
-                    self._changed.set()
-                    if len(existing) < len(self.folders) and any(
-                        f.is_dir() for f in self.folders if str(f) not in existing
+                    if changes:
+                        self._changed.set()
+                    # A watched folder deleted (and perhaps made again: the watcher
+                    # keeps the dead inode, and the new one may reuse its number), or
+                    # one that appeared: start over on what is there now.
+                    if any(path in existing for _change, path in changes) or any(
+                        _identity(f) != identity for f, identity in identities.items()
                     ):
-                        break  # a folder we wait for appeared: watch it too
+                        break
             except (FileNotFoundError, OSError):
                 # A watched folder was removed (the store was deleted): wait for it.
                 self._changed.set()

@@ -1,0 +1,60 @@
+"""Change hints from watchfiles, as the app and --events consume them."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import sys
+
+from stepflow_top.live.hints import Hints
+
+
+async def next_event(hints: Hints, timeout: float = 10.0) -> bool:
+    """Wait until the next "event" hint (timer hints are skipped)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if await hints.wait() == "event":
+            return True
+    return False
+
+
+def touch_from_another_process(path) -> None:
+    subprocess.run([sys.executable, "-c", "import sys; open(sys.argv[1], 'a').write('x')",
+                    str(path)], check=True)
+
+
+async def test_a_change_in_the_folder_is_a_hint(tmp_path):
+    hints = Hints([tmp_path], fallback=0.5)
+    hints.start()
+    try:
+        await asyncio.sleep(0.3)  # the watcher thread starts
+        touch_from_another_process(tmp_path / "stepflow.db-wal")
+        assert await next_event(hints)
+    finally:
+        hints.stop()
+
+
+async def test_hints_resume_after_the_folder_is_deleted_and_made_again(tmp_path):
+    folder = tmp_path / "database"
+    folder.mkdir()
+    hints = Hints([folder], fallback=0.3)
+    hints.start()
+    try:
+        await asyncio.sleep(0.3)  # the watcher thread starts
+        shutil.rmtree(folder)
+        folder.mkdir()
+        # Drain the hints the move caused, then keep writing (from another process)
+        # until a write is reported: within the watcher's heartbeat, not never.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 15
+        while await hints.wait() == "event":
+            pass
+        reported = False
+        while not reported and loop.time() < deadline:
+            touch_from_another_process(folder / "stepflow.db-wal")
+            reported = await hints.wait() == "event"
+        assert reported
+    finally:
+        hints.stop()
