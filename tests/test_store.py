@@ -188,7 +188,7 @@ def test_a_huge_log_is_read_from_its_end(tmp_path):
 
 def test_a_missing_log_says_why(tmp_path):
     read = read_log(tmp_path / "absent.log")
-    assert read.lines == () and "writes it when the step's row is saved" in read.missing
+    assert read.lines == () and "when it saves the step's row" in read.missing
 
 
 def test_literal_spells_out_controls_and_bidi_overrides():

@@ -47,7 +47,8 @@ class StoreSnapshot:
 
 
 class Refresher:
-    """Reads snapshots of one store; see the module docstring."""
+    """Reads snapshots of one store (``stall_after`` in seconds); see the module
+    docstring."""
 
     def __init__(self, paths: StorePaths, *, stall_after: float = 60.0) -> None:
         self.reader = StoreReader(paths, stall_after=stall_after)

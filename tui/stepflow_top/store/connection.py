@@ -22,7 +22,8 @@ class StoreUnavailable(Exception):
 
 
 def connect_readonly(database: Path, *, timeout: float = 1.0) -> sqlite3.Connection:
-    """Open ``database`` read-only for use by one thread at a time.
+    """Open ``database`` read-only for use by one thread at a time; ``timeout`` is
+    SQLite's busy timeout in seconds.
 
     Returns an autocommit connection with ``query_only`` set. ``check_same_thread``
     is off because Textual thread workers run on a fresh thread each time; callers

@@ -34,7 +34,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from ..wal.integrity import CheckResult, connect_readonly
+from ..wal.integrity import CheckResult
+from .connection import StoreUnavailable, connect_readonly
 from .locate import locate_store
 from .models import FINAL_EXECUTION, parse_timestamp
 
@@ -351,9 +352,9 @@ def run_consistency_checks(
     if not db.is_file():
         return all_failed("error", f"no StepFlow database at {db}")
     try:
-        conn = connect_readonly(str(db))
-    except sqlite3.Error as e:
-        return all_failed("error", f"cannot open {db}: {e}")
+        conn = connect_readonly(db)
+    except StoreUnavailable as e:
+        return all_failed("error", str(e))
     ctx = _Ctx(conn, root, now, batch, cancel,
                None if deadline_s is None else t0 + deadline_s)
     done: list[CheckResult] = []

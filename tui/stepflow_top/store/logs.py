@@ -25,7 +25,7 @@ class LogRead:
     ``lines`` are literal-safe (see ``text.literal``); ``skipped_bytes`` counts the
     bytes before the window that were not read (0 for a whole file); ``size`` is the
     file size in bytes; ``mtime_ns``/``inode`` identify the version read.
-    ``missing`` is a one-line reason when there is no file to read.
+    ``missing`` says why there is no file to read (its first line is a summary).
     """
 
     lines: tuple[str, ...]
@@ -51,8 +51,9 @@ def read_log(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> LogRead:
             data = handle.read(max_bytes)
     except FileNotFoundError:
         return LogRead((), missing=(
-            "no log file yet: the service writes it when the step's row is saved "
-            "(at start and at end), so a running step's output may not be on disk"
+            "No log file yet.\n"
+            "The service writes a step's log when it saves the step's row (at its\n"
+            "start and end), so a running step's output may not be on disk yet."
         ))
     except IsADirectoryError:
         return LogRead((), missing=f"{path} is a directory, not a log file")

@@ -57,7 +57,8 @@ SQL_VARIABLE_CHUNK = 500
 class StoreReader:
     """Reads one store through one read-only connection.
 
-    Use from one thread at a time. ``open()`` raises StoreUnavailable; every
+    ``stall_after`` is in seconds (see ``Execution.effective_status``). Use from
+    one thread at a time. ``open()`` raises StoreUnavailable; every
     other method raises StoreUnavailable when the database goes away or turns
     unreadable, and the caller shows that and calls ``open()`` again later.
     """

@@ -86,6 +86,8 @@ class LogScreen(Screen):
         self._reading = False
         self._read = result
         self._version = result.version if result.missing is None else None
+        self.view.empty_text = result.missing or ("(the log file is empty)"
+                                                  if not result.lines else "")
         self.view.set_lines(list(result.lines))
         self._show_state()
 
@@ -118,7 +120,7 @@ class LogScreen(Screen):
         if read is None:
             text.append("reading…")
         elif read.missing:
-            text.append(read.missing, "yellow")
+            text.append(read.missing.splitlines()[0], "yellow")
         else:
             text.append(f"{len(read.lines)} lines, {formatting.size(read.size)}")
             if read.skipped_bytes:

@@ -38,6 +38,7 @@ class LogView(ScrollView, can_focus=True):
         super().__init__(**kwargs)
         self.lines: list[str] = []
         self._width = 0
+        self.empty_text = ""  # shown, line by line, while there are no lines
 
     def set_lines(self, lines: list[str]) -> None:
         """Show ``lines``; appends when they extend what is shown (the usual case
@@ -89,6 +90,11 @@ class LogView(ScrollView, can_focus=True):
         width = self.size.width
         style = self.rich_style
         if index >= len(self.lines):
+            empty = self.empty_text.splitlines()
+            if index < len(empty):  # why there is nothing to show
+                text = Text(empty[index], style=style + Style(italic=True), no_wrap=True)
+                return Strip(list(text.render(self.app.console)), text.cell_len).crop_extend(
+                    scroll_x, scroll_x + width, style)
             return Strip.blank(width, style)
         text = Text(self.lines[index], style=style, no_wrap=True, end="")
         needle = self.search.lower()

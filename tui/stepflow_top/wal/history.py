@@ -484,9 +484,3 @@ class Warnings:
                 ))
         self._pins = seen
         return out
-
-
-def event_dicts(events: Iterable[CheckpointEvent]) -> list[dict[str, Any]]:
-    """``[e.to_dict() for e in events]``."""
-    return [e.to_dict() for e in events]
-
