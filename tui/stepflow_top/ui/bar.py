@@ -52,7 +52,8 @@ class StoreBar(TextPanel):
         else:
             counts = snapshot.counts
             by_status = counts.by_status(app.now, app.stall_after)
-            text.append(f"{counts.executions} executions")
+            n = counts.executions
+            text.append(f"{n} execution{'' if n == 1 else 's'}")
             for status in BAR_ORDER:
                 n = by_status.get(status.value, 0)
                 if n or status in (Status.RUNNING, Status.FAILED):

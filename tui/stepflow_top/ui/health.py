@@ -191,9 +191,14 @@ def _wal_text(sample) -> Text:
         ("salt-1", wal.get("salt1")),
         ("readers", ", ".join(map(str, wal.get("readers") or [])) or "none"),
     )
-    for label, value in rows:
-        text.append(f"{label:<15}", "dim")
-        text.append(f"{'—' if value is None else value}\n")
+    for n, (label, value) in enumerate(rows):  # two label/value pairs a line
+        shown = "—" if value is None else str(value)
+        if n % 2 == 0:
+            text.append(f"{label:<11}", "dim")
+            text.append(f"{shown:<12}")
+        else:
+            text.append(f"{label:<15}", "dim")
+            text.append(f"{shown}\n")
     return text
 
 
