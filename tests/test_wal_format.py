@@ -4,7 +4,6 @@ is harmless) and against hand-altered copies of those bytes."""
 
 from __future__ import annotations
 
-import importlib.util
 import sqlite3
 import struct
 from pathlib import Path
@@ -24,11 +23,8 @@ from stepflow_top.wal.format import (
     wal_checksum,
 )
 
-_spec = importlib.util.spec_from_file_location(
-    "wal_writer_helper", Path(__file__).with_name("test_wal_writer.py"))
-_mod = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
-_spec.loader.exec_module(_mod)  # type: ignore[union-attr]
-WalWriter = _mod.WalWriter
+from wal_writer import WalWriter
+
 
 
 def _read(path: Path, n: int | None = None) -> bytes:
@@ -176,3 +172,14 @@ def test_offsets() -> None:
         frame_offset(0, 4096)
     with pytest.raises(WalFormatError):
         wal_checksum(b"1234", False)
+
+
+def test_writer_protocol(tmp_path: Path) -> None:
+    db = tmp_path / "w.db"
+    with WalWriter(db) as w:
+        w.cmd("open 0")
+        w.cmd("write 3")
+        busy, log, done = w.cmd("ckpt PASSIVE")["result"]
+        assert busy == 0 and log == done and log >= 3
+        w.cmd("close")
+    assert not Path(str(db) + "-wal").exists()

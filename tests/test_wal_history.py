@@ -3,7 +3,6 @@ writer process doing every kind of checkpoint, observed step by step through the
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -19,11 +18,8 @@ from stepflow_top.wal.history import (
 )
 from stepflow_top.wal.probe import Probe, ReadLock, WalSample
 
-_spec = importlib.util.spec_from_file_location(
-    "wal_writer_helper", Path(__file__).with_name("test_wal_writer.py"))
-_mod = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
-_spec.loader.exec_module(_mod)  # type: ignore[union-attr]
-WalWriter = _mod.WalWriter
+from wal_writer import WalWriter
+
 
 
 def mk(

@@ -4,7 +4,6 @@ the stepped copy's restart limit, and no change to the database."""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import sqlite3
 import threading
 from pathlib import Path
@@ -13,11 +12,8 @@ import pytest
 
 from stepflow_top.wal.integrity import CHECKS, IntegrityRunner, _per_table, run_integrity
 
-_spec = importlib.util.spec_from_file_location(
-    "wal_writer_helper", Path(__file__).with_name("test_wal_writer.py"))
-_mod = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
-_spec.loader.exec_module(_mod)  # type: ignore[union-attr]
-WalWriter = _mod.WalWriter
+from wal_writer import WalWriter
+
 
 
 def make_db(path: Path, rows: int = 3000, wal: bool = True) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sqlite3
 from pathlib import Path
@@ -12,11 +11,8 @@ import pytest
 from stepflow_top.wal.integrity import connect_readonly
 from stepflow_top.wal.probe import Probe, ProbeError, WalSample, sample_once
 
-_spec = importlib.util.spec_from_file_location(
-    "wal_writer_helper", Path(__file__).with_name("test_wal_writer.py"))
-_mod = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
-_spec.loader.exec_module(_mod)  # type: ignore[union-attr]
-WalWriter = _mod.WalWriter
+from wal_writer import WalWriter
+
 
 
 def _hold_snapshot(db: Path) -> sqlite3.Connection:

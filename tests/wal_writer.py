@@ -1,6 +1,6 @@
 """A scripted SQLite writer that runs in a separate process, step by step.
 
-Run as a script (``python tests/test_wal_writer.py DB``) it reads one command per line
+Run as a script (``python tests/wal_writer.py DB``) it reads one command per line
 on stdin and answers one JSON line on stdout once the command is done, so a test can
 interleave the writer's actions with its own observations deterministically:
 
@@ -110,17 +110,6 @@ class WalWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def test_writer_protocol(tmp_path: Path) -> None:
-    db = tmp_path / "w.db"
-    with WalWriter(db) as w:
-        w.cmd("open 0")
-        w.cmd("write 3")
-        busy, log, done = w.cmd("ckpt PASSIVE")["result"]
-        assert busy == 0 and log == done and log >= 3
-        w.cmd("close")
-    assert not Path(str(db) + "-wal").exists()
 
 
 if __name__ == "__main__":
