@@ -310,12 +310,38 @@ async def test_markup_and_escapes_in_store_text_never_reach_the_palette_or_toast
         await pilot.press("ctrl+p", *"nightly")  # a str help would be parsed as markup
         await pilot.pause(0.3)
         await pilot.press("escape")
-        with sqlite3.connect(db) as conn:  # fails after the app started: a toast
-            conn.execute("UPDATE executions SET status='failed', name=?, "
-                         "completed_at='2026-11-21T20:00:00' WHERE id=?",
-                         ["boom\x1b]2;PWNED\x07", NIGHTLY])
+        with sqlite3.connect(db) as conn:  # fails now, saved the service's way: a toast
+            conn.execute("INSERT OR REPLACE INTO executions SELECT id, ?, command, "
+                         "working_directory, 'failed', 1, 'boom', created_at, started_at, "
+                         "'2026-11-21T20:00:00', environment, user_name, tags, total_steps, "
+                         "completed_steps, current_step_index, metadata FROM executions "
+                         "WHERE id=?", ["boom\x1b]2;PWNED\x07", NIGHTLY])
         from textual.widgets._toast import Toast
 
         toast = await until(pilot, lambda: app.screen.query(Toast).first())
         assert "boom\\x1b]2;PWNED\\x07 failed" in str(toast.render())
         assert app.is_running
+
+
+async def test_a_failure_outside_the_filtered_window_is_announced_once(fixture_store):
+    import sqlite3
+
+    app = StepflowTop(locate_store(fixture_store), clock=lambda: FROZEN_NOW)
+    async with app.run_test(size=(100, 30), notifications=True) as pilot:
+        await until(pilot, lambda: table(app).row_count == 3)
+        await pilot.press("slash", *"data-report", "enter")  # nightly-etl is filtered out
+        await until(pilot, lambda: table(app).row_count == 1)
+        with sqlite3.connect(fixture_store / "database" / "stepflow.db") as conn:
+            conn.execute("INSERT OR REPLACE INTO executions SELECT id, name, command, "
+                         "working_directory, 'failed', 1, 'boom', created_at, started_at, "
+                         "completed_at, environment, user_name, tags, total_steps, "
+                         "completed_steps, current_step_index, metadata FROM executions "
+                         "WHERE id=?", [NIGHTLY])
+        from textual.widgets._toast import Toast
+
+        toast = await until(pilot, lambda: app.screen.query(Toast).first())
+        assert "nightly-etl failed" in str(toast.render())
+        await pilot.press("escape")  # the failed run comes into view: no second toast
+        await until(pilot, lambda: table(app).row_count == 3)
+        await pilot.pause(0.3)
+        assert len(app.screen.query(Toast)) == 1

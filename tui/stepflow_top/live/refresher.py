@@ -13,7 +13,7 @@ from datetime import datetime
 
 from ..store.connection import StoreUnavailable
 from ..store.locate import StorePaths
-from ..store.models import Counts, Execution, ExecutionDetail, Status
+from ..store.models import FINAL_EXECUTION, Counts, Execution, ExecutionDetail, Status
 from ..store.queries import StoreReader
 
 
@@ -44,6 +44,7 @@ class StoreSnapshot:
     executions: tuple[Execution, ...] = ()
     detail: ExecutionDetail | None = None
     error: str | None = None
+    finished: tuple[Execution, ...] = ()  # final rows saved since the previous snapshot
 
 
 class Refresher:
@@ -55,6 +56,7 @@ class Refresher:
         self._last: tuple[int, ViewRequest] | None = None
         self._stored: tuple[int, dict[str, int]] | None = None
         self._live: tuple[tuple[int, int], tuple[Execution, ...]] | None = None
+        self._finished_mark: int | None = None
         # close() may come from the UI thread while a worker thread refreshes: a
         # connection closed under a running statement crashes the process.
         self._lock = threading.Lock()
@@ -94,6 +96,7 @@ class Refresher:
             counts = reader.counts(stored=self._stored_counts(marks, force),
                                    live=self._live_executions(marks, force), tables=tables)
             detail = reader.detail(request.execution_id) if request.execution_id else None
+            finished = self._finished_since(marks[0])
         except StoreUnavailable as exc:
             reader.close()
             self._last = self._stored = self._live = None
@@ -114,7 +117,21 @@ class Refresher:
             counts=counts,
             executions=tuple(executions),
             detail=detail,
+            finished=finished,
         )
+
+    def _finished_since(self, mark: int) -> tuple[Execution, ...]:
+        """Executions whose final row was saved since the previous look, whether or
+        not they are in the window (the first look is the baseline: runs that ended
+        before are not news)."""
+        if self._finished_mark is None or mark < self._finished_mark:
+            self._finished_mark = mark  # first look, or another database file
+            return ()
+        if mark == self._finished_mark:
+            return ()
+        saved = self.reader.executions_saved_since(self._finished_mark)
+        self._finished_mark = max([mark, *(rowid for rowid, _ in saved)])
+        return tuple(e for _, e in saved if e.stored_status in FINAL_EXECUTION)
 
     def _stored_counts(self, marks: tuple[int, int], force: bool) -> dict[str, int]:
         if force or self._stored is None or self._stored[0] != marks[0]:

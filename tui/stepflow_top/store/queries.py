@@ -238,17 +238,22 @@ class StoreReader:
             steps = self._rows("SELECT max(rowid) FROM steps")[0][0] or 0
         return int(executions), int(steps)
 
-    def saved_since(self, execution_mark: int, step_mark: int, limit: int = 10_000):
-        """Rows saved after the marks: (executions [(rowid, Execution)], steps
-        [(rowid, Step)]), each in save order, at most ``limit`` of each."""
-        executions = [
+    def executions_saved_since(self, mark: int, limit: int = 10_000) -> list:
+        """Execution rows saved after rowid ``mark``: [(rowid, Execution)] in save
+        order, at most ``limit``."""
+        return [
             (r[0], _execution(r[1:]))
             for r in self._rows(
                 f"SELECT rowid, {self._select['executions']} FROM executions "
                 "WHERE rowid > ? ORDER BY rowid LIMIT ?",
-                [execution_mark, limit],
+                [mark, limit],
             )
         ]
+
+    def saved_since(self, execution_mark: int, step_mark: int, limit: int = 10_000):
+        """Rows saved after the marks: (executions [(rowid, Execution)], steps
+        [(rowid, Step)]), each in save order, at most ``limit`` of each."""
+        executions = self.executions_saved_since(execution_mark, limit)
         steps = []
         if "steps" in self._has:
             steps = [

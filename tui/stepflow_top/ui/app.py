@@ -149,8 +149,6 @@ class StepflowTop(App):
         self._refreshing = False
         self._queued: bool | None = None  # None: nothing queued; else its `force`
         self._held: StoreSnapshot | None = None  # arrived while paused
-        self._failed_seen: set[str] = set()
-        self._started_at = clock()
         self.health_monitor = HealthMonitor(paths.database, persist=persist_history)
         self._sampling = False
         self.integrity_every = integrity_every
@@ -313,17 +311,14 @@ class StepflowTop(App):
             self.request_refresh()
 
     def _notify_failures(self, snapshot: StoreSnapshot) -> None:
-        # Only runs that ended while the app runs: an old failure that scrolls or
-        # filters into view is not news.
-        failed = {e.id: e for e in snapshot.executions if e.stored_status == "failed"
-                  and e.completed_at is not None and e.completed_at >= self._started_at}
-        for execution_id in failed.keys() - self._failed_seen:
-            name = failed[execution_id].name
-            self.notify(f"{literal(name)} failed", title="Execution failed", severity="error",
-                        markup=False)
-            if self.bell_on_failure:
-                self.bell()
-        self._failed_seen |= failed.keys()
+        # From the change feed, not the window: a run failing outside the filter or
+        # the loaded page is news too, and an old failure scrolling into view is not.
+        for execution in snapshot.finished:
+            if execution.stored_status == "failed":
+                self.notify(f"{literal(execution.name)} failed", title="Execution failed",
+                            severity="error", markup=False)
+                if self.bell_on_failure:
+                    self.bell()
 
     # -- command palette -----------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
