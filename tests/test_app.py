@@ -47,6 +47,21 @@ def status_of(app, key: str) -> str:
     return str(table(app).get_cell(key, "status"))
 
 
+async def open_log(pilot, app, execution_id: str, steps: int, row: int) -> LogView:
+    """From the executions list: open ``execution_id``, wait for its ``steps`` step
+    rows, open the log of the step on ``row``, and return the log view once filled."""
+    await until(pilot, lambda: table(app).row_count == 3)
+    app.push_screen(DetailScreen(execution_id))
+    await until(pilot, lambda: isinstance(app.screen, DetailScreen)
+                and table(app, "#steps-table").row_count == steps)
+    table(app, "#steps-table").move_cursor(row=row)
+    await pilot.press("enter")
+    view = await until(pilot, lambda: isinstance(app.screen, LogScreen)
+                       and app.screen.query_one(LogView))
+    await until(pilot, lambda: view.lines)
+    return view
+
+
 async def test_rows_appear_and_change_as_the_writer_commits(writer):
     app = StepflowTop(locate_store(writer.root), fallback=30)
     async with app.run_test(size=(100, 30)) as pilot:
@@ -115,15 +130,7 @@ async def test_the_log_view_follows_a_file_rewritten_whole(fixture_store):
     app = StepflowTop(locate_store(fixture_store), clock=lambda: FROZEN_NOW)
     log = next((fixture_store / "executions" / NIGHTLY).glob("step_4_*.log"))
     async with app.run_test(size=(100, 30)) as pilot:
-        await until(pilot, lambda: table(app).row_count == 3)
-        app.push_screen(DetailScreen(NIGHTLY))
-        await until(pilot, lambda: isinstance(app.screen, DetailScreen)
-                    and table(app, "#steps-table").row_count == 5)
-        table(app, "#steps-table").move_cursor(row=4)
-        await pilot.press("enter")
-        view = await until(pilot, lambda: isinstance(app.screen, LogScreen)
-                           and app.screen.query_one(LogView))
-        await until(pilot, lambda: view.lines)
+        view = await open_log(pilot, app, NIGHTLY, steps=5, row=4)
         before = len(view.lines)
         # The service's way, from another process: truncate, then write it all again.
         script = ("import sys; p = sys.argv[1]; old = open(p, 'rb').read(); "
@@ -143,15 +150,7 @@ async def test_the_log_view_follows_a_file_rewritten_whole(fixture_store):
 async def test_log_search_moves_between_matches(fixture_store):
     app = StepflowTop(locate_store(fixture_store), clock=lambda: FROZEN_NOW, watch=False)
     async with app.run_test(size=(100, 30)) as pilot:
-        await until(pilot, lambda: table(app).row_count == 3)
-        app.push_screen(DetailScreen("b98c3c75-fc75-42c2-8a8e-0ba7e891ab26"))
-        await until(pilot, lambda: isinstance(app.screen, DetailScreen)
-                    and table(app, "#steps-table").row_count == 4)
-        table(app, "#steps-table").move_cursor(row=2)
-        await pilot.press("enter")
-        view = await until(pilot, lambda: isinstance(app.screen, LogScreen)
-                           and app.screen.query_one(LogView))
-        await until(pilot, lambda: view.lines)
+        view = await open_log(pilot, app, "b98c3c75-fc75-42c2-8a8e-0ba7e891ab26", steps=4, row=2)
         await pilot.press("slash", *"epoch", "enter")
         matches = view.matches()
         assert len(matches) >= 2

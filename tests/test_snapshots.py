@@ -49,6 +49,13 @@ def rows(app, selector: str) -> int:
     return app.screen.query_one(selector, KeyedTable).row_count
 
 
+async def open_shell_build(pilot, app) -> None:
+    """From the executions list to shell-build's detail screen, steps loaded."""
+    await settle(pilot, lambda: rows(app, "#executions") == 3)
+    app.push_screen(DetailScreen(SHELL_BUILD))
+    await settle(pilot, lambda: rows(app, "#steps-table") == 4)
+
+
 def test_executions_screen(snap_compare, app):
     async def ready(pilot):
         await settle(pilot, lambda: rows(app, "#executions") == 3)
@@ -65,18 +72,14 @@ def test_executions_screen_at_80x24(snap_compare, app):
 
 def test_detail_screen(snap_compare, app):
     async def ready(pilot):
-        await settle(pilot, lambda: rows(app, "#executions") == 3)
-        app.push_screen(DetailScreen(SHELL_BUILD))
-        await settle(pilot, lambda: rows(app, "#steps-table") == 4)
+        await open_shell_build(pilot, app)
 
     assert snap_compare(app, terminal_size=(100, 24), run_before=ready)
 
 
 def test_detail_artifacts_tab(snap_compare, app):
     async def ready(pilot):
-        await settle(pilot, lambda: rows(app, "#executions") == 3)
-        app.push_screen(DetailScreen(SHELL_BUILD))
-        await settle(pilot, lambda: rows(app, "#steps-table") == 4)
+        await open_shell_build(pilot, app)
         await pilot.press("a")
         await settle(pilot, lambda: rows(app, "#artifacts-table") == 4)
 
@@ -85,9 +88,7 @@ def test_detail_artifacts_tab(snap_compare, app):
 
 def test_log_screen_with_search(snap_compare, app):
     async def ready(pilot):
-        await settle(pilot, lambda: rows(app, "#executions") == 3)
-        app.push_screen(DetailScreen(SHELL_BUILD))
-        await settle(pilot, lambda: rows(app, "#steps-table") == 4)
+        await open_shell_build(pilot, app)
         app.screen.query_one("#steps-table", KeyedTable).move_cursor(row=2)
         await pilot.press("enter")
         await settle(pilot, lambda: isinstance(app.screen, LogScreen)
