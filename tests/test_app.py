@@ -4,6 +4,7 @@ separate process. Assertions are on what the widgets hold, as a user would see i
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 import subprocess
 import sys
 import time
@@ -224,19 +225,39 @@ def test_a_session_changes_no_byte_of_the_database(fixture_store):
     assert created <= {"stepflow.db-wal", "stepflow.db-shm"}
 
 
-def test_store_wal_and_live_import_no_textual():
-    """DESIGN.md layers: the core knows nothing of Textual."""
-    code = (
-        "import sys\n"
-        "import stepflow_top.store.queries, stepflow_top.store.logs, stepflow_top.live.refresher\n"
-        "import stepflow_top.live.changes, stepflow_top.live.hints, stepflow_top.cli\n"
-        "import pkgutil, importlib, stepflow_top.wal as w\n"
-        "for m in pkgutil.iter_modules(w.__path__): importlib.import_module('stepflow_top.wal.' + m.name)\n"
-        "bad = [m for m in sys.modules if m == 'textual' or m.startswith('textual.')]\n"
-        "print(bad); sys.exit(1 if bad else 0)\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_layers_import_only_downward():
+    """DESIGN.md's layer table: wal/ the standard library only; store/ no wal/,
+    live/ or ui/; live/ no ui/; none of the three imports Textual."""
+    import ast
+
+    import stepflow_top
+
+    root = Path(stepflow_top.__file__).parent
+    forbidden = {
+        "wal": {"store", "live", "ui", "demo", "textual", "sqlite_utils", "humanize",
+                "watchfiles", "rich"},
+        "store": {"wal", "live", "ui", "demo", "textual", "rich"},
+        "live": {"ui", "demo", "textual", "rich"},
+    }
+    found = []
+    for layer, banned in forbidden.items():
+        for path in (root / layer).glob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom):
+                    names = [node.module or ""]
+                    if node.level:  # relative: ..wal.x -> wal, .x stays in the layer
+                        names = [(node.module or "").split(".")[0]] if node.level > 1 else []
+                elif isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                else:
+                    continue
+                for name in names:
+                    top = name.split(".")[0]
+                    if top == "stepflow_top":
+                        top = name.split(".")[1] if "." in name else top
+                    if top in banned:
+                        found.append(f"{path.relative_to(root)} imports {name}")
+    assert found == []
 
 
 async def test_key_2_shows_live_wal_health_and_key_1_returns(writer):
@@ -344,3 +365,18 @@ async def test_a_failure_outside_the_filtered_window_is_announced_once(fixture_s
         await until(pilot, lambda: table(app).row_count == 3)
         await pilot.pause(0.3)
         assert len(app.screen.query(Toast)) == 1
+
+
+def test_store_wal_and_live_import_no_textual():
+    """DESIGN.md layers: the core knows nothing of Textual."""
+    code = (
+        "import sys\n"
+        "import stepflow_top.store.queries, stepflow_top.store.logs, stepflow_top.live.refresher\n"
+        "import stepflow_top.live.changes, stepflow_top.live.hints, stepflow_top.live.health\n"
+        "import pkgutil, importlib, stepflow_top.wal as w\n"
+        "for m in pkgutil.iter_modules(w.__path__): importlib.import_module('stepflow_top.wal.' + m.name)\n"
+        "bad = [m for m in sys.modules if m == 'textual' or m.startswith('textual.')]\n"
+        "print(bad); sys.exit(1 if bad else 0)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from stepflow_top.store.consistency import (
+from stepflow_top.consistency import (
     CONSISTENCY_CHECKS,
     run_consistency_checks,
 )

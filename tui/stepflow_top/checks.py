@@ -11,7 +11,7 @@ import json
 import sys
 from datetime import datetime
 
-from .store.consistency import run_consistency_checks
+from .consistency import run_consistency_checks
 from .store.connection import StoreUnavailable
 from .store.locate import StorePaths
 from .store.queries import StoreReader

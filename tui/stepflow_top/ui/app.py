@@ -244,7 +244,7 @@ class StepflowTop(App):
 
     @work(thread=True, group="checks")
     def _run_checks(self, kind: str, runner: IntegrityRunner) -> None:
-        from ..store.consistency import run_consistency_checks
+        from ..consistency import run_consistency_checks
         from ..wal.integrity import IntegrityReport
 
         def progress(fraction: float, phrase: str) -> None:

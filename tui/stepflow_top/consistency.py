@@ -1,7 +1,8 @@
 """StepFlow consistency checks: what the rows and the log files say about each other.
 
-Each check returns a :class:`~stepflow_top.wal.integrity.CheckResult` (``wal`` is below
-``store`` in DESIGN.md's layer table and imports only the standard library). Every query
+Each check returns a :class:`~stepflow_top.wal.integrity.CheckResult`, like the
+integrity checks, so this module sits above both ``store`` and ``wal`` (beside
+``checks.py``, which runs them together for ``--check``). Every query
 is bounded: tables are walked in pages of ``batch`` rows by primary key, each page one
 short query fully fetched, so no snapshot is held for longer than one page takes. A
 finding is confirmed by a second look before it is reported, so a row or file caught
@@ -34,10 +35,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from ..wal.integrity import CheckResult
-from .connection import StoreUnavailable, connect_readonly
-from .locate import locate_store
-from .models import FINAL_EXECUTION, parse_timestamp
+from .wal.integrity import CheckResult
+from .store.connection import StoreUnavailable, connect_readonly
+from .store.locate import locate_store
+from .store.models import FINAL_EXECUTION, parse_timestamp
 
 __all__ = [
     "CONSISTENCY_CHECKS",
