@@ -4,14 +4,13 @@ separate process. Assertions are on what the widgets hold, as a user would see i
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
-from textual.css.query import NoMatches
-
+from conftest import FROZEN_NOW
 from stepflow_top.store.locate import locate_store
 from stepflow_top.ui.app import StepflowTop
 from stepflow_top.ui.detail import DetailScreen
@@ -19,8 +18,7 @@ from stepflow_top.ui.executions import ExecutionsScreen
 from stepflow_top.ui.logscreen import LogScreen
 from stepflow_top.ui.logview import LogView
 from stepflow_top.ui.widgets import KeyedTable
-
-from conftest import FROZEN_NOW
+from textual.css.query import NoMatches
 
 NIGHTLY = "9705a5e2-0bff-4e5d-8f54-4c5a2ee9e36b"
 

@@ -35,10 +35,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from .wal.integrity import CheckResult
 from .store.connection import StoreUnavailable, connect_readonly
 from .store.locate import locate_store
 from .store.models import FINAL_EXECUTION, parse_timestamp
+from .wal.integrity import CheckResult
 
 __all__ = [
     "CONSISTENCY_CHECKS",
