@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 from rich.text import Text
+from textual._two_way_dict import TwoWayDict
 from textual.visual import VisualType
 from textual.widgets import DataTable, Static
-from textual.widgets.data_table import RowKey
+from textual.widgets.data_table import CellDoesNotExist, RowKey
 
 from ..store.text import literal
 
@@ -29,6 +30,11 @@ class KeyedTable(DataTable):
     changed, adds new rows and puts them in the given order, all inside one
     ``batch_update`` and with the cursor kept on the same key, so rows never jump
     under the reader's cursor.
+
+    Two things DataTable has no public way to do are done through its internals
+    (``_data``, ``_update_count``, ``_row_locations``; Textual is pinned to 8.2.x
+    for this): putting rows in a known order, and repainting one row after a cell
+    change instead of the whole table.
     """
 
     DEFAULT_CSS = "KeyedTable { height: 1fr; }"
@@ -48,7 +54,7 @@ class KeyedTable(DataTable):
             return None
         try:
             return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
-        except Exception:  # cursor outside the rows while the table changes
+        except CellDoesNotExist:  # cursor outside the rows while the table changes
             return None
 
     def show_rows(
@@ -107,8 +113,6 @@ class KeyedTable(DataTable):
         current = [self._row_locations.get_key(i) for i in range(self.row_count)]
         if [k.value for k in current] == keys:
             return
-        from textual._two_way_dict import TwoWayDict
-
         self._row_locations = TwoWayDict({RowKey(k): i for i, k in enumerate(keys)})
         self._update_count += 1
         self.refresh()
