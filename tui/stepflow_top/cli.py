@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -277,11 +276,6 @@ def run_demo(args: argparse.Namespace) -> int:
     """Run the simulated writer in a child process in a temporary storage root,
     watch it, and remove the folder on exit."""
     root = Path(tempfile.mkdtemp(prefix="stepflow-demo-"))
-
-    def hang_up(signum: int, _frame: object) -> None:
-        raise SystemExit(128 + signum)  # unwind to the finally below: remove the folder
-
-    signal.signal(signal.SIGHUP, hang_up)
     writer = subprocess.Popen(
         [sys.executable, "-m", "stepflow_top.demo.writer", str(root), "--speed", str(args.speed)],
         stdin=subprocess.DEVNULL,

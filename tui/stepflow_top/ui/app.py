@@ -10,6 +10,8 @@ elapsed times move without queries.
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import threading
 import time
 from dataclasses import replace
@@ -156,6 +158,10 @@ class StepflowTop(App):
         self._cancel_checks = threading.Event()
 
     def on_mount(self) -> None:
+        # The terminal went away (an SSH drop): exit the normal way, so the input
+        # thread stops and callers' clean-up (--demo's folder) runs.
+        asyncio.get_running_loop().add_signal_handler(
+            signal.SIGHUP, lambda: self.exit(return_code=128 + signal.SIGHUP))
         self.now = self.clock()
         self.switch_mode("executions")
         self.set_interval(1.0, self._tick)
