@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -40,6 +42,8 @@ def session():
     tmux("new-session", "-d", "-s", name, "-x", "80", "-y", "24", command)
     yield name
     tmux("kill-server")
+    socket = Path(f"/tmp/tmux-{os.getuid()}") / SOCKET
+    socket.unlink(missing_ok=True)
 
 
 def test_demo_in_a_real_terminal_drills_down_and_quits_cleanly(session):
@@ -59,3 +63,39 @@ def test_demo_in_a_real_terminal_drills_down_and_quits_cleanly(session):
     screen_until(session, lambda s: "WAL" in s and "Database" in s)
     tmux("send-keys", "-t", session, "q")
     screen_until(session, lambda s: "EXIT=0" in s)
+
+
+def test_a_terminal_hang_up_ends_the_demo_and_its_children(session):
+    marker = "--speed 4.0625"  # tells this run's processes from any other
+    # Through a shell, as from a login shell: the app is not the pane's own process.
+    tmux("new-window", "-t", session,
+         f"{sys.executable} -m stepflow_top --demo {marker}; sleep 30")
+    deadline = time.monotonic() + 30
+    # Started: the app and its writer (both carry the marker) and the app's probe.
+    while len(running(marker)) < 2 or not running("stepflow_top.wal.probe", marker):
+        assert time.monotonic() < deadline, f"the demo never started: {running(marker)}"
+        time.sleep(0.1)
+    tmux("kill-server")  # the terminal goes away, as in an SSH drop
+    deadline = time.monotonic() + 20
+    while running(marker) or running("stepflow_top.wal.probe", parent_marker=marker):
+        assert time.monotonic() < deadline, f"still running after hang-up: {running(marker)}"
+        time.sleep(0.1)
+
+
+def running(pattern: str, parent_marker: str | None = None) -> list[str]:
+    """Command lines of processes matching ``pattern`` (with ``parent_marker``: only
+    those whose parent's command line holds it)."""
+    found = []
+    # -ww: whole command lines, whatever COLUMNS says (pytest sets it).
+    for line in subprocess.run(["ps", "-ww", "-eo", "pid=,ppid=,args="], capture_output=True,
+                               text=True).stdout.splitlines():
+        pid, ppid, args = line.split(None, 2)
+        if pattern not in args or args.startswith("ps "):
+            continue
+        if parent_marker is not None:
+            parent = subprocess.run(["ps", "-ww", "-o", "args=", "-p", ppid],
+                                    capture_output=True, text=True).stdout
+            if parent_marker not in parent:
+                continue
+        found.append(args)
+    return found
