@@ -75,16 +75,17 @@ def test_a_terminal_hang_up_ends_the_demo_and_its_children(session):
     while len(running(marker)) < 2 or not running("stepflow_top.wal.probe", marker):
         assert time.monotonic() < deadline, f"the demo never started: {running(marker)}"
         time.sleep(0.1)
+    pids = [pid for pid, _ in running(marker) + running("stepflow_top.wal.probe", marker)]
     tmux("kill-server")  # the terminal goes away, as in an SSH drop
     deadline = time.monotonic() + 20
-    while running(marker) or running("stepflow_top.wal.probe", parent_marker=marker):
-        assert time.monotonic() < deadline, f"still running after hang-up: {running(marker)}"
+    while alive := [pid for pid in pids if Path(f"/proc/{pid}").exists()]:
+        assert time.monotonic() < deadline, f"still running after hang-up: {alive}"
         time.sleep(0.1)
 
 
-def running(pattern: str, parent_marker: str | None = None) -> list[str]:
-    """Command lines of processes matching ``pattern`` (with ``parent_marker``: only
-    those whose parent's command line holds it)."""
+def running(pattern: str, parent_marker: str | None = None) -> list[tuple[int, str]]:
+    """(pid, command line) of processes matching ``pattern`` (with ``parent_marker``:
+    only those whose parent's command line holds it)."""
     found = []
     # -ww: whole command lines, whatever COLUMNS says (pytest sets it).
     for line in subprocess.run(["ps", "-ww", "-eo", "pid=,ppid=,args="], capture_output=True,
@@ -97,5 +98,5 @@ def running(pattern: str, parent_marker: str | None = None) -> list[str]:
                                     capture_output=True, text=True).stdout
             if parent_marker not in parent:
                 continue
-        found.append(args)
+        found.append((int(pid), args))
     return found

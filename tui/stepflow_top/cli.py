@@ -245,7 +245,8 @@ def _cut(value: str | None, width: int) -> str:
 
 
 # -- TUI and demo ------------------------------------------------------------
-def run_app(paths: StorePaths, args: argparse.Namespace) -> int:
+def run_app(paths: StorePaths, args: argparse.Namespace, on_hang_up=None) -> int:
+    """Run the TUI; ``on_hang_up`` is called if the terminal goes away."""
     from concurrent.futures import ThreadPoolExecutor
 
     from .live.refresher import Refresher, ViewRequest
@@ -267,6 +268,7 @@ def run_app(paths: StorePaths, args: argparse.Namespace) -> int:
         stall_after=args.stall_after,
         bell=args.bell,
         integrity_every=args.integrity_every,
+        on_hang_up=on_hang_up,
     )
     app.run()
     return app.return_code or 0
@@ -282,9 +284,7 @@ def run_demo(args: argparse.Namespace) -> int:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    try:
-        return run_app(locate_store(root), args)
-    finally:
+    def clean_up() -> None:
         writer.terminate()
         try:
             writer.wait(timeout=5)
@@ -292,6 +292,11 @@ def run_demo(args: argparse.Namespace) -> int:
             writer.kill()
             writer.wait()
         shutil.rmtree(root, ignore_errors=True)
+
+    try:
+        return run_app(locate_store(root), args, on_hang_up=clean_up)
+    finally:
+        clean_up()
 
 
 if __name__ == "__main__":  # pragma: no cover

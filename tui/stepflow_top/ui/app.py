@@ -11,6 +11,7 @@ elapsed times move without queries.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import threading
 import time
@@ -134,6 +135,7 @@ class StepflowTop(App):
         refresher: Refresher | None = None,
         first_snapshot: StoreSnapshot | None = None,
         interval_from_settings: bool = False,
+        on_hang_up: Callable[[], None] | None = None,
     ) -> None:
         super().__init__()
         self.paths = paths
@@ -142,6 +144,7 @@ class StepflowTop(App):
         self.stall_after = stall_after
         self.refresher = refresher or Refresher(paths, stall_after=stall_after)
         self._first_snapshot = first_snapshot
+        self._on_hang_up = on_hang_up
         self.settings = Settings.load()
         self.request = ViewRequest(status=_status(self.settings.status))
         if self.settings.interval and interval_from_settings:
@@ -158,10 +161,7 @@ class StepflowTop(App):
         self._cancel_checks = threading.Event()
 
     def on_mount(self) -> None:
-        # The terminal went away (an SSH drop): exit the normal way, so the input
-        # thread stops and callers' clean-up (--demo's folder) runs.
-        asyncio.get_running_loop().add_signal_handler(
-            signal.SIGHUP, lambda: self.exit(return_code=128 + signal.SIGHUP))
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._hang_up)
         self.now = self.clock()
         self.switch_mode("executions")
         self.set_interval(1.0, self._tick)
@@ -325,6 +325,17 @@ class StepflowTop(App):
                             severity="error", markup=False)
                 if self.bell_on_failure:
                     self.bell()
+
+    def _hang_up(self) -> None:
+        """The terminal went away (an SSH drop). Nobody sees a graceful exit, and
+        Textual's restoring of a terminal that is gone can block for ever (seen:
+        its writer queue full on a dead pty), so: the caller's clean-up (--demo's
+        writer and folder), then leave at once. The probe exits on its closed stdin."""
+        try:
+            if self._on_hang_up is not None:
+                self._on_hang_up()
+        finally:
+            os._exit(128 + signal.SIGHUP)
 
     # -- command palette -----------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
