@@ -10,7 +10,6 @@ import sys
 import tempfile
 from datetime import datetime
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from . import __version__, formatting

@@ -38,6 +38,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from .store.connection import StoreUnavailable, connect_readonly
 from .store.locate import locate_store
 from .store.models import FINAL_EXECUTION, parse_timestamp
+from .store.queries import chunks
 from .wal.integrity import CheckResult
 
 __all__ = [
@@ -150,7 +151,7 @@ def _orphan_rows(ctx: _Ctx) -> CheckResult:
         arts += [r[0] for r in rows if not (r[3] and r[4])]
     problems: list[str] = []
     # Confirm in a fresh query (a housekeeping delete may have been half-way).
-    for chunk in _chunks(steps, 500):
+    for chunk in chunks(steps, 500):
         q = ",".join("?" * len(chunk))
         for sid, eid, idx in ctx.conn.execute(
             f"SELECT s.id, s.execution_id, s.step_index FROM steps s WHERE s.id IN ({q}) "
@@ -159,7 +160,7 @@ def _orphan_rows(ctx: _Ctx) -> CheckResult:
         ).fetchall():
             problems.append(f"step {sid} (index {idx}) belongs to execution {eid}, "
                             "which does not exist")
-    for chunk in _chunks(arts, 500):
+    for chunk in chunks(arts, 500):
         q = ",".join("?" * len(chunk))
         for aid, eid, sid, e_ok, s_ok in ctx.conn.execute(
             f"SELECT a.id, a.execution_id, a.step_id, "
@@ -257,12 +258,12 @@ def _log_checks(ctx: _Ctx) -> tuple[CheckResult, CheckResult]:
                 files.append((folder, fname, int(m.group(1)), m.group(2)))
     problems: list[str] = []
     existing_execs: set[str] = set()
-    for chunk in _chunks(folders, 500):
+    for chunk in chunks(folders, 500):
         q = ",".join("?" * len(chunk))
         existing_execs.update(r[0] for r in ctx.conn.execute(
             f"SELECT id FROM executions WHERE id IN ({q})", chunk).fetchall())
     found: dict[str, tuple[str, int]] = {}
-    for chunk in _chunks([f[3] for f in files], 500):
+    for chunk in chunks([f[3] for f in files], 500):
         ctx.check_stop()
         q = ",".join("?" * len(chunk))
         for sid, eid, idx in ctx.conn.execute(
@@ -299,11 +300,6 @@ def _log_checks(ctx: _Ctx) -> tuple[CheckResult, CheckResult]:
     res = CheckResult("missing_logs", True, _cap([f"note: {n}" for n in notes]),
                       time.monotonic() - t1, "ok")
     return orphaned, res
-
-
-def _chunks(items: Sequence[Any], n: int) -> Iterator[list[Any]]:
-    for i in range(0, len(items), n):
-        yield list(items[i:i + n])
 
 
 # ------------------------------------------------------------------------------------

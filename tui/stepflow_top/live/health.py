@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..wal.history import CheckpointEvent, CheckpointHistory, Warnings, WalWarning
+from ..wal.history import CheckpointEvent, CheckpointHistory, WalWarning, Warnings
 from ..wal.probe import Probe, ProbeError, WalSample
 
 SERIES_LENGTH = 120

@@ -5,7 +5,7 @@ Rules this module keeps:
   no transaction, and no snapshot, is open between statements;
 - every query is fully fetched (``fetch_all``): a half-read cursor pins its snapshot
   and starves the writer's checkpoints (SQLITE_WAL.md §4, §5);
-- this process never ``open()``s the database file or ``-shm`` itself: closing any
+- this process never opens the database file or its ``-shm`` by hand: closing any
   descriptor of a file drops all of the process's fcntl locks on it (§3).
 """
 

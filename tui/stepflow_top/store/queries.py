@@ -166,7 +166,7 @@ class StoreReader:
     def executions_by_id(self, ids: Iterable[str]) -> list[Execution]:
         """The executions with these ids, with step aggregates, in no set order."""
         rows = []
-        for chunk in _chunks(list(ids)):
+        for chunk in chunks(list(ids)):
             marks = ",".join("?" * len(chunk))
             rows += self._rows(
                 f"SELECT {self._select['executions']} FROM executions WHERE id IN ({marks})", chunk
@@ -291,7 +291,7 @@ class StoreReader:
         if "steps" not in self._has or not execution_ids:
             return []
         rows = []
-        for chunk in _chunks(execution_ids):
+        for chunk in chunks(execution_ids):
             marks = ",".join("?" * len(chunk))
             rows += self._rows(
                 f"SELECT {self._select['steps']} FROM steps WHERE execution_id IN ({marks}) "
@@ -350,9 +350,11 @@ def _select_list(wanted: Sequence[str], present: set[str]) -> str:
     return ", ".join(c if c in present else f"NULL AS {c}" for c in wanted)
 
 
-def _chunks(items: list, size: int = SQL_VARIABLE_CHUNK):
+def chunks(items: Sequence, size: int = SQL_VARIABLE_CHUNK):
+    """``items`` in lists of at most ``size``: one ``IN (...)`` query each, under
+    SQLite's limit on bound variables."""
     for i in range(0, len(items), size):
-        yield items[i : i + size]
+        yield list(items[i : i + size])
 
 
 def _text(value: object) -> str | None:

@@ -22,18 +22,18 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 from textual import work
 from textual.app import App, ScreenStackError, SystemCommand
-from textual.screen import Screen
 from textual.binding import Binding
 from textual.message import Message
 from textual.reactive import var
+from textual.screen import Screen
 
 from ..live.health import HealthMonitor, HealthState
 from ..live.hints import Hints
 from ..live.refresher import Refresher, StoreSnapshot, ViewRequest
 from ..settings import Settings
-from ..store.text import literal
-from ..store.models import Status
 from ..store.locate import StorePaths
+from ..store.models import Status
+from ..store.text import literal
 from .help import HelpScreen
 
 if TYPE_CHECKING:  # the check runners load when a check runs, not at start-up

@@ -193,10 +193,12 @@ class DetailScreen(Screen):
         self.notify(f"copied {literal(self.execution_id)}", timeout=2, markup=False)
 
     def action_cursor_down(self) -> None:
-        self.focused.action_cursor_down() if isinstance(self.focused, KeyedTable) else None
+        if isinstance(self.focused, KeyedTable):
+            self.focused.action_cursor_down()
 
     def action_cursor_up(self) -> None:
-        self.focused.action_cursor_up() if isinstance(self.focused, KeyedTable) else None
+        if isinstance(self.focused, KeyedTable):
+            self.focused.action_cursor_up()
 
 
 def _info(detail: ExecutionDetail) -> Text:

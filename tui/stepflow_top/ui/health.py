@@ -9,11 +9,18 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Label, ProgressBar, Sparkline, TabbedContent, TabPane
+from textual.widgets import (
+    Footer,
+    Label,
+    ProgressBar,
+    Sparkline,
+    TabbedContent,
+    TabPane,
+)
 
 from .. import formatting
-from ..store.text import literal
 from ..live.health import HealthState
+from ..store.text import literal
 from ..wal.history import CheckpointEvent
 from ..wal.integrity import IntegrityReport
 from .bar import StoreBar
