@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Callable, TypeVar
 
@@ -16,7 +16,7 @@ import pytest
 import pytest_textual_snapshot
 
 REPO = Path(__file__).resolve().parent.parent
-FIXTURE = REPO.parent / "shared" / "fixtures" / "stepflow-midrun"
+FIXTURE = REPO / "tests" / "fixtures" / "stepflow-midrun"  # what the real service wrote
 FROZEN_NOW = datetime(2026, 11, 21, 19, 56, 10)
 T = TypeVar("T")
 
@@ -40,7 +40,7 @@ def private_state_dir(tmp_path_factory, monkeypatch):
 
 
 def copy_store(source: Path, target: Path) -> Path:
-    """Copy a storage root and make it writable (the shared fixture is read-only;
+    """Copy a storage root and make it writable (the fixture may be checked out read-only;
     a WAL reader must be able to create -wal/-shm beside the database)."""
     shutil.copytree(source, target)
     for folder, _dirs, files in os.walk(target):
@@ -53,9 +53,48 @@ def copy_store(source: Path, target: Path) -> Path:
 @pytest.fixture
 def fixture_store(tmp_path: Path) -> Path:
     """A fresh copy of the stepflow-midrun fixture (what the real service wrote)."""
-    if not FIXTURE.is_dir():
-        pytest.fail(f"the shared fixture is missing: {FIXTURE}")
     return copy_store(FIXTURE, tmp_path / "storage")
+
+
+FIXTURE_TABLES = {
+    "executions": ("created_at", "started_at", "completed_at"),
+    "steps": ("created_at", "started_at", "completed_at"),
+    "artifacts": ("created_at",),
+}
+
+
+def restamp_store(root: Path, newest: datetime) -> timedelta:
+    """Shift every stored timestamp and log-file time of a copied store by one delta, so
+    that its newest timestamp becomes ``newest`` (local naive time, as the service
+    writes). For tests that run the CLI against the wall clock: the copy is then as
+    old relative to now as the fixture was when the real service wrote it.
+    Returns the delta applied."""
+    import sqlite3
+
+    database = root / "database" / "stepflow.db"
+    with sqlite3.connect(database) as conn:
+        stamps = [
+            value for table, columns in FIXTURE_TABLES.items() for column in columns
+            for (value,) in conn.execute(f"SELECT {column} FROM {table} WHERE {column} IS NOT NULL")
+        ]
+        delta = newest - max(datetime.fromisoformat(s) for s in stamps)
+        conn.create_function(
+            "shift", 1, lambda s: None if s is None
+            else (datetime.fromisoformat(s) + delta).isoformat(timespec="microseconds"))
+        for table, columns in FIXTURE_TABLES.items():
+            conn.execute(f"UPDATE {table} SET " + ", ".join(f"{c} = shift({c})" for c in columns))
+    conn.close()
+    for log in (root / "executions").rglob("*.log"):
+        mtime = log.stat().st_mtime + delta.total_seconds()
+        os.utime(log, (mtime, mtime))
+    return delta
+
+
+@pytest.fixture
+def recent_fixture_store(fixture_store: Path) -> Path:
+    """The fixture re-stamped so that its newest save was 5 seconds ago (wall clock)."""
+    restamp_store(fixture_store, datetime.now() - timedelta(seconds=5))
+    return fixture_store
 
 
 def wait_for(predicate: Callable[[], T], timeout: float = 20.0, interval: float = 0.05) -> T:

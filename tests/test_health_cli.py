@@ -138,8 +138,8 @@ def corrupt_copy(fixture_store):
     return fixture_store
 
 
-def test_check_passes_on_the_fixture(fixture_store):
-    result = stepflow_top(str(fixture_store), "--check", "--json")
+def test_check_passes_on_the_fixture(recent_fixture_store):
+    result = stepflow_top(str(recent_fixture_store), "--check", "--json")
     assert result.returncode == 0, result.stdout
     document = json.loads(result.stdout)
     assert document["ok"] is True
