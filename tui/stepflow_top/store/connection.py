@@ -1,58 +1,46 @@
-"""The read-only connection recipe (SQLITE_WAL.md §4) and people-readable errors.
+"""Opening a store's database for reading, and errors worded for people.
 
-Rules this module keeps:
-- ``mode=ro`` URI, ``PRAGMA query_only=1``, autocommit (``isolation_level=None``), so
-  no transaction, and no snapshot, is open between statements;
-- every query is fully fetched (``fetch_all``): a half-read cursor pins its snapshot
-  and starves the writer's checkpoints (SQLITE_WAL.md §4, §5);
-- this process never opens the database file or its ``-shm`` by hand: closing any
-  descriptor of a file drops all of the process's fcntl locks on it (§3).
+The connection recipe itself lives in ``wal.readonly`` (written once, used by every
+reader); this module adds the check that the file is a readable SQLite database and
+turns ``sqlite3`` errors into one line that says what failed and what to do.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Any, Sequence
-from urllib.parse import quote
+
+from ..wal import readonly
+from ..wal.readonly import fetch_all
+
+__all__ = ["StoreUnavailable", "connect_readonly", "explain", "fetch_all"]
 
 
 class StoreUnavailable(Exception):
     """The store cannot be read now; ``str()`` is one line a person can act on."""
 
 
-def connect_readonly(database: Path, *, timeout: float = 1.0) -> sqlite3.Connection:
-    """Open ``database`` read-only for use by one thread at a time; ``timeout`` is
-    SQLite's busy timeout in seconds.
-
-    Returns an autocommit connection with ``query_only`` set. ``check_same_thread``
-    is off because Textual thread workers run on a fresh thread each time; callers
-    must never use one connection from two threads at once.
+def connect_readonly(
+    database: Path, *, immutable: bool = False, timeout: float = 1.0
+) -> sqlite3.Connection:
+    """Open ``database`` with the read-only recipe (``wal.readonly.connect``; see there
+    for ``immutable`` and ``timeout``) and check that it is a readable SQLite file.
 
     Raises StoreUnavailable with a one-line reason (missing file, permissions,
     read-only directory without ``-wal``/``-shm``, not a database).
     """
     if not database.exists():
         raise StoreUnavailable(f"no database at {database}")
-    uri = "file:" + quote(str(database.absolute())) + "?mode=ro"
     try:
-        conn = sqlite3.connect(
-            uri, uri=True, isolation_level=None, timeout=timeout, check_same_thread=False
-        )
-        conn.execute("PRAGMA query_only=1")
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchall()
+        conn = readonly.connect(database, immutable=immutable, timeout=timeout)
     except sqlite3.Error as exc:
         raise StoreUnavailable(explain(exc, database)) from None
-    return conn
-
-
-def fetch_all(conn: sqlite3.Connection, sql: str, params: Sequence[Any] | dict = ()) -> list:
-    """Run one statement and fetch every row, so its snapshot ends before returning."""
-    cursor = conn.execute(sql, params)
     try:
-        return cursor.fetchall()
-    finally:
-        cursor.close()
+        fetch_all(conn, "SELECT count(*) FROM sqlite_master")
+    except sqlite3.Error as exc:
+        conn.close()
+        raise StoreUnavailable(explain(exc, database)) from None
+    return conn
 
 
 def explain(exc: sqlite3.Error, database: Path) -> str:

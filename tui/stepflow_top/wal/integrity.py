@@ -38,9 +38,9 @@ import sqlite3
 import tempfile
 import threading
 import time
-import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
+from . import readonly
 
 __all__ = [
     "CHECKS",
@@ -109,18 +109,9 @@ class IntegrityReport:
 
 
 def connect_readonly(path: str, timeout: float = 1.0) -> sqlite3.Connection:
-    """Open ``path`` read-only with the recipe of SQLITE_WAL.md §4: ``mode=ro`` URI,
-    autocommit (``isolation_level=None``), ``PRAGMA query_only=1``. Raises
+    """Open ``path`` with the one read-only recipe (:mod:`.readonly`); raises
     ``sqlite3.Error`` when it cannot be opened."""
-    uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
-    conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=timeout,
-                           check_same_thread=False)
-    try:
-        conn.execute("PRAGMA query_only=1")
-    except sqlite3.Error:
-        conn.close()
-        raise
-    return conn
+    return readonly.connect(path, timeout=timeout)
 
 
 class _Stop(Exception):
