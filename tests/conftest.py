@@ -109,6 +109,47 @@ def wait_for(predicate: Callable[[], T], timeout: float = 20.0, interval: float 
         time.sleep(interval)
 
 
+class AttachedService:
+    """A process that has a store's database open, as the service does between saves
+    (a WAL connection keeps its shared lock on ``-shm`` until it closes): the monitor
+    then sees a service attached. It reads, never writes. ``kill()`` is SIGKILL."""
+
+    SCRIPT = (
+        "import sqlite3, sys\n"
+        "conn = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "conn.execute('SELECT count(*) FROM executions').fetchall()\n"
+        "print('ready', flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+
+    def __init__(self, database: Path) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", self.SCRIPT, str(database)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout.readline().strip() == "ready"
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.stdin.close()  # it closes its connection and exits
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def attached_service(fixture_store: Path):
+    """The fixture store with a process holding it open (a stand-in for the service)."""
+    service = AttachedService(fixture_store / "database" / "stepflow.db")
+    yield service
+    service.stop()
+
+
 class WriterProcess:
     """The demo writer running in its own process against ``root``."""
 

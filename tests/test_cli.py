@@ -19,12 +19,14 @@ def stepflow_top(*args: str, timeout: float = 60) -> subprocess.CompletedProcess
     )
 
 
-def test_once_json_shows_the_running_report_as_running(fixture_store):
+def test_once_json_shows_the_running_report_as_running(fixture_store, attached_service):
     result = stepflow_top(str(fixture_store), "--once", "--json")
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["store"]["journal_mode"] == "wal"
     assert document["store"]["root"] == str(fixture_store)
+    assert document["writer"]["attached"] is True
+    assert document["writer"]["pids"] == [attached_service.pid]
     assert document["counts"]["executions"] == 3
     assert document["counts"]["by_status"] == {"completed": 2, "running": 1}
     report = next(e for e in document["executions"] if e["id"] == DATA_REPORT)
@@ -35,7 +37,33 @@ def test_once_json_shows_the_running_report_as_running(fixture_store):
         "data-report", "shell-build", "nightly-etl"]
 
 
-def test_once_limit_and_text_output(fixture_store):
+def test_once_json_calls_the_runs_of_a_killed_service_lost(fixture_store, attached_service):
+    attached_service.kill()  # SIGKILL: its -wal and -shm stay behind, its locks go
+    document = json.loads(stepflow_top(str(fixture_store), "--once", "--json").stdout)
+    assert document["writer"]["attached"] is False and document["writer"]["pids"] == []
+    assert document["counts"]["by_status"] == {"completed": 2, "lost": 1}
+    report = next(e for e in document["executions"] if e["id"] == DATA_REPORT)
+    assert (report["status"], report["inferred"]) == ("lost", "no service has the database open")
+
+
+def test_once_json_execution_prints_one_run_in_full(fixture_store):
+    result = stepflow_top(str(fixture_store), "--once", "--json", "--execution", DATA_REPORT)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert (document["id"], document["status"], document["stored_status"]) == (
+        DATA_REPORT, "lost", "pending")
+    assert [(s["step_index"], s["name"], s["status"], s["stored_status"])
+            for s in document["steps"]] == [
+        (0, "Environment Verification", "completed", "completed"),
+        (1, "Data Collection", "lost", "running")]
+    assert {"exit_code", "error_message", "started_at", "completed_at", "duration_s",
+            "metadata", "inferred"} <= set(document["steps"][0])
+    assert isinstance(document["artifacts"], list)
+    missing = stepflow_top(str(fixture_store), "--once", "--json", "--execution", "nope")
+    assert missing.returncode == 2 and "no execution nope" in missing.stderr
+
+
+def test_once_limit_and_text_output(fixture_store, attached_service):
     document = json.loads(stepflow_top(str(fixture_store), "--once", "--json", "--limit", "1").stdout)
     assert [e["name"] for e in document["executions"]] == ["data-report"]
     text = stepflow_top(str(fixture_store / "database"), "--once").stdout
@@ -75,7 +103,7 @@ def test_events_report_every_finished_step_of_a_live_writer(writer):
         def finished_newborns() -> int:
             seen = list(events)
             born = {e["id"] for e in seen if e["type"] == "execution"
-                    and e["previous"] is None and e["status"] == "pending"}
+                    and e["previous"] is None and e["status"] == "running"}
             return sum(e["type"] == "execution" and e["id"] in born
                        and e["status"] in ("completed", "failed") for e in seen) >= 2
 
@@ -90,7 +118,7 @@ def test_events_report_every_finished_step_of_a_live_writer(writer):
     conn = sqlite3.connect(f"file:{writer.database}?mode=ro", uri=True)
     # Executions created after the stream started: all of their life was observed.
     born = {e["id"] for e in events if e["type"] == "execution" and e["previous"] is None
-            and e["status"] == "pending"}
+            and e["status"] == "running"}
     finished_ids = born & {e["id"] for e in events if e["type"] == "execution"
                            and e["status"] in ("completed", "failed")}
     assert finished_ids

@@ -4,7 +4,7 @@ and hand-made stores with the oddities DESIGN.md promise 6 lists."""
 from __future__ import annotations
 
 import sqlite3
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,7 +12,7 @@ import pytest
 from stepflow_top.store.connection import StoreUnavailable
 from stepflow_top.store.locate import locate_store
 from stepflow_top.store.logs import read_log
-from stepflow_top.store.models import Status
+from stepflow_top.store.models import Judgement, Status
 from stepflow_top.store.queries import StoreReader
 from stepflow_top.store.text import literal
 
@@ -22,10 +22,17 @@ DATA_REPORT = "77c5563f-20ba-4823-9274-144ce96d2185"
 NIGHTLY = "9705a5e2-0bff-4e5d-8f54-4c5a2ee9e36b"
 
 
-def reader_for(root: Path, **kwargs) -> StoreReader:
-    reader = StoreReader(locate_store(root), **kwargs)
+AT = Judgement(FROZEN_NOW)  # the fixture's own moment; the writer's presence unknown
+
+
+def reader_for(root: Path) -> StoreReader:
+    reader = StoreReader(locate_store(root))
     reader.open()
     return reader
+
+
+def listed(reader: StoreReader, judgement: Judgement = AT, **kwargs) -> list:
+    return list(reader.executions(judgement, **kwargs).executions)
 
 
 @pytest.mark.parametrize("suffix", ["", "database", "database/stepflow.db"])
@@ -45,35 +52,63 @@ def test_the_default_store_is_the_environment_variable_else_storage(monkeypatch,
 
 def test_a_pending_row_with_a_running_step_is_running(fixture_store):
     reader = reader_for(fixture_store)
-    executions = {e.id: e for e in reader.executions(FROZEN_NOW)}
+    executions = {e.id: e for e in listed(reader)}
     report = executions[DATA_REPORT]
     assert report.stored_status == "pending"
-    assert report.effective_status(FROZEN_NOW) is Status.RUNNING
+    assert report.effective_status(AT) is Status.RUNNING
     assert report.progress == (1, 2)
     assert report.current_step == "Data Collection"
-    assert executions[NIGHTLY].effective_status(FROZEN_NOW) is Status.COMPLETED
+    assert executions[NIGHTLY].effective_status(AT) is Status.COMPLETED
+
+
+def test_with_no_service_attached_unfinished_runs_are_lost_and_stop_ticking(fixture_store):
+    report = next(e for e in listed(reader_for(fixture_store)) if e.id == DATA_REPORT)
+    gone = Judgement(FROZEN_NOW, writer_attached=False)
+    assert report.effective_status(gone) is Status.LOST
+    assert report.inferred_from(gone) == "no service has the database open"
+    later = Judgement(FROZEN_NOW + timedelta(hours=1), writer_attached=False)
+    assert report.duration(gone) == report.duration(later)  # a lost run never ticks
+    assert report.duration(AT) < report.duration(Judgement(FROZEN_NOW + timedelta(hours=1)))
+
+
+def test_runs_older_than_the_attached_service_are_lost(fixture_store):
+    report = next(e for e in listed(reader_for(fixture_store)) if e.id == DATA_REPORT)
+    restarted = Judgement(FROZEN_NOW, writer_attached=True,
+                          writer_started=report.last_seen + timedelta(seconds=1))
+    assert report.effective_status(restarted) is Status.LOST
+    still = Judgement(FROZEN_NOW, writer_attached=True,
+                      writer_started=report.created_at - timedelta(seconds=1))
+    assert report.effective_status(still) is Status.RUNNING
 
 
 def test_executions_come_newest_first_and_the_window_is_limited(fixture_store):
     reader = reader_for(fixture_store)
-    names = [e.name for e in reader.executions(FROZEN_NOW)]
+    names = [e.name for e in listed(reader)]
     assert names == ["data-report", "shell-build", "nightly-etl"]
-    assert [e.name for e in reader.executions(FROZEN_NOW, limit=2)] == names[:2]
+    assert [e.name for e in listed(reader, limit=2)] == names[:2]
 
 
 def test_text_and_status_filters(fixture_store):
     reader = reader_for(fixture_store)
-    assert [e.name for e in reader.executions(FROZEN_NOW, text="bob")] == ["shell-build"]
-    assert [e.name for e in reader.executions(FROZEN_NOW, text="100%_")] == []
-    running = reader.executions(FROZEN_NOW, status=Status.RUNNING)
+    assert [e.name for e in listed(reader, text="bob")] == ["shell-build"]
+    assert [e.name for e in listed(reader, text="100%_")] == []
+    running = listed(reader, status=Status.RUNNING)
     assert [e.name for e in running] == ["data-report"]
-    assert len(reader.executions(FROZEN_NOW, status=Status.COMPLETED)) == 2
+    assert len(listed(reader, status=Status.COMPLETED)) == 2
+    gone = Judgement(FROZEN_NOW, writer_attached=False)
+    assert [e.name for e in listed(reader, gone, status=Status.LOST)] == ["data-report"]
 
 
 def test_counts_are_by_effective_status(fixture_store):
-    counts = reader_for(fixture_store).counts(tables=True)
+    from stepflow_top.live.refresher import Refresher, ViewRequest
+
+    refresher = Refresher(locate_store(fixture_store))
+    counts = refresher.refresh(ViewRequest(), FROZEN_NOW, tables=True).counts
+    refresher.close()
     assert (counts.executions, counts.steps, counts.artifacts) == (3, 11, 4)
-    assert counts.by_status(FROZEN_NOW) == {"completed": 2, "running": 1}
+    assert counts.by_status(AT) == {"completed": 2, "running": 1}
+    assert counts.by_status(Judgement(FROZEN_NOW, writer_attached=False)) == {
+        "completed": 2, "lost": 1}
 
 
 def test_detail_holds_steps_in_order_artifacts_and_log_paths(fixture_store):
@@ -91,22 +126,23 @@ def test_a_run_between_steps_turns_stalled_after_the_threshold(fixture_store):
     with sqlite3.connect(db) as conn:  # make data-report sit between steps
         conn.execute("UPDATE steps SET status='completed', completed_at=started_at "
                      "WHERE execution_id=? AND status='running'", [DATA_REPORT])
-    reader = reader_for(fixture_store, stall_after=60)
-    report = next(e for e in reader.executions(FROZEN_NOW) if e.id == DATA_REPORT)
+    report = next(e for e in listed(reader_for(fixture_store)) if e.id == DATA_REPORT)
     last = report.last_change
-    assert report.effective_status(last + timedelta(seconds=5), 60) is Status.RUNNING
-    assert report.effective_status(last + timedelta(seconds=61), 60) is Status.STALLED
+    assert report.effective_status(Judgement(last + timedelta(seconds=5), 60)) is Status.RUNNING
+    assert report.effective_status(Judgement(last + timedelta(seconds=61), 60)) is Status.STALLED
 
 
-def test_a_pending_row_without_steps_is_pending(fixture_store):
+def test_a_pending_row_without_steps_is_running_since_it_was_created(fixture_store):
     db = fixture_store / "database" / "stepflow.db"
     with sqlite3.connect(db) as conn:
         for table in ("artifacts", "steps", "executions"):
             conn.execute(f"DELETE FROM {table}")
         conn.execute("INSERT INTO executions (id, name, command, status, created_at) "
                      "VALUES ('x', 'queued', 'true', 'pending', '2026-11-21T10:00:00')")
-    execution = reader_for(fixture_store).executions(FROZEN_NOW)[0]
-    assert execution.effective_status(FROZEN_NOW) is Status.PENDING
+    execution = listed(reader_for(fixture_store))[0]
+    assert execution.effective_status(AT) is Status.RUNNING  # the service has no queue
+    assert execution.start == datetime(2026, 11, 21, 10, 0)
+    assert execution.duration(AT) == (FROZEN_NOW - execution.start).total_seconds()
 
 
 def test_other_schema_versions_read_missing_columns_as_null(tmp_path):
@@ -117,9 +153,9 @@ def test_other_schema_versions_read_missing_columns_as_null(tmp_path):
                      "created_at TEXT)")
         conn.execute("INSERT INTO executions VALUES ('a', 'old', 'completed', 'not a date')")
     reader = reader_for(tmp_path)
-    [execution] = reader.executions(FROZEN_NOW)
+    [execution] = listed(reader)
     assert (execution.name, execution.user_name, execution.created_at) == ("old", None, None)
-    assert reader.counts(tables=True).steps == 0
+    assert reader.count("steps") == 0
 
 
 @pytest.mark.parametrize(
@@ -144,26 +180,12 @@ def test_unreadable_stores_raise_one_clear_line(tmp_path, prepare, phrase):
 
 def test_reads_leave_no_transaction_open(fixture_store):
     reader = reader_for(fixture_store)
-    reader.executions(FROZEN_NOW)
-    reader.counts()
+    listed(reader, text="report")
+    reader.stored_status_counts()
     reader.detail(DATA_REPORT)
     assert not reader.conn.in_transaction
     with pytest.raises(sqlite3.OperationalError):
         reader.conn.execute("DELETE FROM executions")
-
-
-def test_saved_since_finds_every_save_after_a_mark(fixture_store):
-    reader = reader_for(fixture_store)
-    marks = reader.max_rowids()
-    db = fixture_store / "database" / "stepflow.db"
-    with sqlite3.connect(db) as conn:  # the service's way: INSERT OR REPLACE
-        conn.execute("INSERT OR REPLACE INTO steps SELECT id, execution_id, name, description, "
-                     "step_index, 'completed', 0, error_message, created_at, started_at, "
-                     "started_at, estimated_duration, stop_on_error, metadata FROM steps "
-                     "WHERE status='running'")
-    executions, steps = reader.saved_since(*marks)
-    assert executions == []
-    assert [(s.name, s.status) for _rowid, s in steps] == [("Data Collection", "completed")]
 
 
 # -- log files -------------------------------------------------------------
@@ -202,15 +224,15 @@ def test_refresh_skips_queries_when_nothing_changed_and_recounts_after_a_save(fi
 
     refresher = Refresher(locate_store(fixture_store))
     first = refresher.refresh(ViewRequest(), FROZEN_NOW)
-    assert first.counts.by_status(FROZEN_NOW) == {"completed": 2, "running": 1}
-    assert refresher.refresh(ViewRequest(), FROZEN_NOW) is None  # data_version unchanged
+    assert first.counts.by_status(AT) == {"completed": 2, "running": 1}
+    assert refresher.refresh(ViewRequest(), FROZEN_NOW) is None  # no file moved
     with sqlite3.connect(fixture_store / "database" / "stepflow.db") as conn:  # another connection
         conn.execute("INSERT OR REPLACE INTO executions SELECT id, name, command, "
                      "working_directory, 'failed', 1, 'boom', created_at, created_at, created_at,"
                      " environment, user_name, tags, 2, 1, 1, metadata FROM executions "
                      "WHERE id=?", [DATA_REPORT])
     second = refresher.refresh(ViewRequest(), FROZEN_NOW)
-    assert second.counts.by_status(FROZEN_NOW) == {"completed": 2, "failed": 1}
+    assert second.counts.by_status(AT) == {"completed": 2, "failed": 1}
     refresher.close()
 
 
@@ -247,19 +269,63 @@ def test_a_timestamp_that_overflows_local_time_is_read_as_unknown(fixture_store)
 
 def test_a_live_status_filter_finds_runs_behind_many_newer_live_rows(fixture_store):
     with sqlite3.connect(fixture_store / "database" / "stepflow.db") as conn:
+        conn.executemany(  # newer runs sitting between steps: stalled two minutes later
+            "INSERT INTO executions (id, name, command, status, created_at) "
+            "VALUES (?, 'stuck', 'x', 'pending', '2026-11-21T19:56:05')",
+            [(f"stuck-{n}",) for n in range(60)])
+        conn.executemany(
+            "INSERT INTO steps (id, execution_id, name, step_index, status, created_at, "
+            "started_at, completed_at) VALUES (?, ?, 'one', 0, 'completed', "
+            "'2026-11-21T19:56:05', '2026-11-21T19:56:05', '2026-11-21T19:56:06')",
+            [(f"s-{n}", f"stuck-{n}") for n in range(60)])
+    reader = reader_for(fixture_store)
+    later = Judgement(FROZEN_NOW + timedelta(minutes=2))
+    assert [e.id for e in listed(reader, later, limit=50, status=Status.RUNNING)] == [DATA_REPORT]
+    assert len(listed(reader, later, limit=50, status=Status.STALLED)) == 50
+
+
+def test_a_filter_that_matches_little_stops_at_its_time_budget(fixture_store):
+    with sqlite3.connect(fixture_store / "database" / "stepflow.db") as conn:
         conn.executemany(
             "INSERT INTO executions (id, name, command, status, created_at) "
-            "VALUES (?, 'crashed', 'x', 'pending', '2026-11-21T20:00:00')",
-            [(f"crashed-{n}",) for n in range(60)])
-    found = reader_for(fixture_store).executions(FROZEN_NOW, limit=50, status=Status.RUNNING)
-    assert [e.id for e in found] == [DATA_REPORT]
+            "VALUES (?, 'filler', 'x', 'completed', '2026-11-21T20:00:00')",
+            [(f"filler-{n}",) for n in range(5000)])
+    reader = reader_for(fixture_store)
+    window = reader.executions(AT, text="nightly", budget_s=0)
+    assert window.executions == () and window.searched == 2000  # one slice, then out of time
+    window = reader.executions(AT, text="nightly")
+    assert [e.name for e in window.executions] == ["nightly-etl"] and window.searched is None
 
 
 def test_the_current_step_is_the_newest_running_one_and_a_final_run_has_none(fixture_store):
     with sqlite3.connect(fixture_store / "database" / "stepflow.db") as conn:
         # Steps the service never saved as finished stay `running` for ever.
         conn.execute("UPDATE steps SET status='running' WHERE step_index=0")
-    executions = {e.id: e for e in reader_for(fixture_store).executions(FROZEN_NOW)}
+    executions = {e.id: e for e in listed(reader_for(fixture_store))}
     assert executions[DATA_REPORT].current_step == "Data Collection"
     assert executions[NIGHTLY].running_step is None
     assert executions[NIGHTLY].current_step == "final_validation"
+
+
+def test_steps_the_service_ended_implicitly_show_how_they_ended(fixture_store):
+    from stepflow_top.store.models import effective_steps
+
+    db = fixture_store / "database" / "stepflow.db"
+    with sqlite3.connect(db) as conn:  # a STEP_START ended step 0 without re-saving it
+        conn.execute("UPDATE steps SET status='running', completed_at=NULL "
+                     "WHERE execution_id=? AND step_index=0", [DATA_REPORT])
+    detail = reader_for(fixture_store).detail(DATA_REPORT)
+    first, second = detail.step_views(AT)
+    assert (first.status, second.status) == ("completed", "running")
+    assert first.inferred == "ended when the next step started"
+    assert first.end == second.step.started_at
+    with sqlite3.connect(db) as conn:  # the script then failed: the run's row is final
+        conn.execute("UPDATE executions SET status='failed', exit_code=1, "
+                     "completed_at='2026-11-21T19:56:05.000000' WHERE id=?", [DATA_REPORT])
+    detail = reader_for(fixture_store).detail(DATA_REPORT)
+    views = effective_steps(detail.execution, detail.steps)
+    assert [v.status for v in views] == ["completed", "failed"]
+    assert "ended with its execution" in views[1].inferred
+    assert views[1].duration(FROZEN_NOW + timedelta(hours=5)) == pytest.approx(3.624335)
+    assert detail.first_failed_step(AT).name == "Data Collection"
+    assert detail.execution.progress == (2, 2)  # both steps are over

@@ -16,10 +16,13 @@ from . import __version__, formatting
 from .store.locate import StorePaths, locate_store
 from .store.models import DEFAULT_STALL_AFTER, Status
 from .store.text import literal
+from .live.writer import format_offset
 
 # Each mode imports what it needs when it runs: start-up time is time to first rows.
 if TYPE_CHECKING:
     from .live.refresher import StoreSnapshot
+    from .live.writer import WriterState
+    from .store.models import Execution, Judgement
     from .wal.probe import WalSample
 
 
@@ -65,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stall-after", type=float, default=DEFAULT_STALL_AFTER,
                         metavar="SECONDS", help="a run between steps with no change for this "
                         f"long is shown as stalled (default {DEFAULT_STALL_AFTER:g})")
+    parser.add_argument("--writer-tz", metavar="ZONE",
+                        help="the zone the service writes its timestamps in: +08:00, "
+                        "Asia/Shanghai or local (default: inferred from file times)")
+    parser.add_argument("--execution", metavar="ID",
+                        help="with --once --json: print this execution in full, with its "
+                        "steps and artifacts")
     parser.add_argument("--bell", action="store_true",
                         help="ring the terminal bell when an execution fails")
     parser.add_argument("--version", action="version", version=f"stepflow-top {__version__}")
@@ -79,6 +88,17 @@ def main(argv: list[str] | None = None) -> int:
         value = getattr(args, flag)
         if value is not None and value < MIN_SECONDS:
             return _fail(f"--{flag.replace('_', '-')} must be at least {MIN_SECONDS:g}")
+    writer_tz = "infer"
+    if args.writer_tz is not None:
+        from .live.writer import parse_writer_tz
+
+        try:
+            writer_tz = parse_writer_tz(args.writer_tz)
+        except ValueError as exc:
+            return _fail(str(exc))
+    args.writer_tz = writer_tz
+    if args.execution is not None and not (args.once and args.json):
+        return _fail("--execution works with --once --json")
     try:
         if args.demo_writer is not None:
             from .demo import writer
@@ -96,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
 
             return asyncio.run(run_events(
                 paths, seconds=args.seconds, fallback=args.refresh or 5.0, poll=args.poll,
-                stall_after=args.stall_after, integrity_every=args.integrity_every))
+                stall_after=args.stall_after, integrity_every=args.integrity_every,
+                writer_tz=args.writer_tz))
         if args.check:
             from .checks import run_check
 
@@ -124,30 +145,33 @@ def _writer_argv(root: Path, args: argparse.Namespace) -> list[str]:
 
 # -- --once ----------------------------------------------------------------
 def run_once(paths: StorePaths, args: argparse.Namespace) -> int:
-    """Print one snapshot; exit 0, or 2 with one line when the store cannot be read."""
+    """Print one snapshot; exit 0, 2 with one line when the store cannot be read or
+    the ``--execution`` is not in it."""
     from .live.refresher import Refresher, ViewRequest
-    from .wal.probe import ProbeError, sample_once
 
-    refresher = Refresher(paths, stall_after=args.stall_after)
+    refresher = Refresher(paths, stall_after=args.stall_after, writer_tz=args.writer_tz)
     try:
-        snapshot = refresher.refresh(ViewRequest(limit=args.limit), datetime.now(), force=True,
-                                     tables=True)
+        request = ViewRequest(limit=args.limit, execution_id=args.execution)
+        snapshot = refresher.refresh(request, datetime.now(), force=True, tables=True)
     finally:
         refresher.close()
     if snapshot.error:
         return _fail(snapshot.error)
-    try:
-        sample = sample_once(paths.database)
-    except ProbeError as exc:
-        print(f"stepflow-top: cannot read the WAL state: {exc}", file=sys.stderr)
-        sample = None
-    if args.json:
-        document = snapshot_json(paths, snapshot, args.stall_after)
+    sample = snapshot.sample
+    if sample is None:
+        print("stepflow-top: cannot read the WAL state (the probe process did not answer)",
+              file=sys.stderr)
+    if args.execution is not None:
+        if snapshot.detail is None:
+            return _fail(f"no execution {literal(args.execution)} in {paths.database}")
+        print(json.dumps(execution_json(snapshot), indent=2))
+    elif args.json:
+        document = snapshot_json(paths, snapshot)
         document["database"] = sample.database_dict() if sample else None
         document["wal"] = sample.wal_dict() if sample else None
         print(json.dumps(document, indent=2))
     else:
-        print(snapshot_text(paths, snapshot, args.stall_after))
+        print(snapshot_text(paths, snapshot))
         if sample is not None:
             print()
             print(wal_text(sample))
@@ -171,9 +195,9 @@ def wal_text(sample: WalSample) -> str:
     )
 
 
-def snapshot_json(paths: StorePaths, snapshot: StoreSnapshot, stall_after: float) -> dict:
+def snapshot_json(paths: StorePaths, snapshot: StoreSnapshot) -> dict:
     """The ``--once --json`` document (see README "Modes")."""
-    now = snapshot.taken_at
+    judgement = snapshot.judgement()
     counts = snapshot.counts
     return {
         "store": {
@@ -181,62 +205,124 @@ def snapshot_json(paths: StorePaths, snapshot: StoreSnapshot, stall_after: float
             "database": str(paths.database),
             "journal_mode": snapshot.journal_mode,
         },
+        "writer": snapshot.writer.to_json(),
         "counts": {
             "executions": counts.executions,
             "steps": counts.steps,
             "artifacts": counts.artifacts,
-            "by_status": counts.by_status(now, stall_after),
+            "by_status": counts.by_status(judgement),
         },
-        "executions": [
-            {
-                "id": e.id,
-                "name": e.name,
-                "status": e.effective_status(now, stall_after).value,
-                "stored_status": e.stored_status,
-                "user": e.user_name,
-                "created_at": e.created_at_text,
-                "started_at": e.started_at_text,
-                "completed_at": e.completed_at_text,
-                "duration_s": _round(e.duration(now)),
-                "steps_total": e.progress[1],
-                "steps_finished": e.progress[0],
-                "current_step": e.current_step,
-                "exit_code": e.exit_code,
-            }
-            for e in snapshot.executions
-        ],
+        "executions": [_execution_summary(e, judgement) for e in snapshot.executions],
     }
+
+
+def _execution_summary(e: Execution, judgement: Judgement) -> dict:
+    return {
+        "id": e.id,
+        "name": e.name,
+        "status": e.effective_status(judgement).value,
+        "stored_status": e.stored_status,
+        "inferred": e.inferred_from(judgement),
+        "user": e.user_name,
+        "created_at": e.created_at_text,
+        "started_at": e.started_at_text,
+        "completed_at": e.completed_at_text,
+        "duration_s": _round(e.duration(judgement)),
+        "steps_total": e.progress[1],
+        "steps_finished": e.progress[0],
+        "current_step": e.current_step,
+        "exit_code": e.exit_code,
+    }
+
+
+def execution_json(snapshot: StoreSnapshot) -> dict:
+    """``--once --json --execution ID``: one execution in full, with effective and
+    stored statuses of the run and each step, and its artifacts."""
+    judgement = snapshot.judgement()
+    detail = snapshot.detail
+    e = detail.execution
+    document = _execution_summary(e, judgement)
+    document.update({
+        "command": e.command,
+        "working_directory": e.working_directory,
+        "error_message": e.error_message,
+        "environment": e.environment,
+        "tags": e.tags,
+        "metadata": e.metadata,
+        "writer": snapshot.writer.to_json(),
+        "steps": [
+            {
+                "step_index": v.step.index,
+                "name": v.step.name,
+                "status": v.status,
+                "stored_status": v.step.status,
+                "inferred": v.inferred,
+                "exit_code": v.step.exit_code,
+                "error_message": v.step.error_message,
+                "started_at": _iso(v.step.started_at),
+                "completed_at": _iso(v.step.completed_at),
+                "duration_s": _round(v.duration(judgement.now)),
+                "metadata": v.step.metadata,
+            }
+            for v in detail.step_views(judgement)
+        ],
+        "artifacts": [
+            {
+                "id": a.id, "name": a.name, "file_path": a.file_path, "file_size": a.file_size,
+                "artifact_type": a.artifact_type, "step_id": a.step_id, "exists": a.exists,
+            }
+            for a in detail.artifacts
+        ],
+    })
+    return document
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
 
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
-def snapshot_text(paths: StorePaths, snapshot: StoreSnapshot, stall_after: float) -> str:
-    now = snapshot.taken_at
+def snapshot_text(paths: StorePaths, snapshot: StoreSnapshot) -> str:
+    judgement = snapshot.judgement()
+    now = judgement.now
     counts = snapshot.counts
     by_status = "  ".join(
         f"{Status(word).label if word in Status._value2member_map_ else word} {n}"
-        for word, n in sorted(counts.by_status(now, stall_after).items())
+        for word, n in sorted(counts.by_status(judgement).items())
     )
     lines = [
         f"{paths.database}  journal={snapshot.journal_mode}  "
         f"executions={counts.executions} steps={counts.steps} artifacts={counts.artifacts}",
+        writer_text(snapshot.writer),
         by_status,
         "",
         f"{'STATUS':<12} {'NAME':<24} {'USER':<10} {'STARTED':<14} {'DURATION':>8} "
         f"{'STEPS':>5}  {'CURRENT STEP':<22} {'EXIT':>4}",
     ]
     for e in snapshot.executions:
-        status = e.effective_status(now, stall_after)
+        status = e.effective_status(judgement)
         exit_code = "" if e.exit_code is None else str(e.exit_code)
         lines.append(
             f"{status.label:<12} {_cut(e.name, 24):<24} {_cut(e.user_name, 10):<10} "
             f"{formatting.clock_time(e.start, now):<14} "
-            f"{formatting.duration(e.duration(now)):>8} "
+            f"{formatting.duration(e.duration(judgement)):>8} "
             f"{formatting.progress(*e.progress):>5}  {_cut(e.current_step, 22):<22} {exit_code:>4}"
         )
     return "\n".join(lines)
+
+
+def writer_text(writer: WriterState) -> str:
+    """One line on the service for ``--once``."""
+    if writer.attached is None:
+        line = "service: unknown (locks cannot be read here)"
+    elif writer.attached:
+        line = "service: " + ", ".join(literal(h.describe()) for h in writer.holders)
+    else:
+        line = "service: none has the database open (unfinished runs are lost)"
+    return line + f"; writer time {format_offset(writer.offset)} ({writer.offset_source})"
 
 
 def _cut(value: str | None, width: int) -> str:
@@ -252,7 +338,7 @@ def run_app(paths: StorePaths, args: argparse.Namespace, on_hang_up=None) -> int
 
     # The first refresh runs while Textual is imported and starts (~0.4 s): the
     # rows are ready when the screen is.
-    refresher = Refresher(paths, stall_after=args.stall_after)
+    refresher = Refresher(paths, stall_after=args.stall_after, writer_tz=args.writer_tz)
     with ThreadPoolExecutor(max_workers=1) as pool:
         first = pool.submit(refresher.refresh, ViewRequest(), datetime.now(), force=True)
         from .ui.app import StepflowTop
@@ -265,6 +351,7 @@ def run_app(paths: StorePaths, args: argparse.Namespace, on_hang_up=None) -> int
         fallback=args.refresh or 5.0,
         interval_from_settings=args.refresh is None and args.poll is None,
         stall_after=args.stall_after,
+        writer_tz=args.writer_tz,
         bell=args.bell,
         integrity_every=args.integrity_every,
         on_hang_up=on_hang_up,

@@ -1,10 +1,12 @@
 """``stepflow-top PATH --events``: one JSON line per observed change.
 
-Each hint (a file event, else the fallback timer) leads to one look: executions and
-steps saved since the previous look (``ChangeTracker``), then a probe sample for
-checkpoint events and newly raised warnings (``HealthMonitor``). With
-``--integrity-every`` a quick_check runs on that schedule, off the event loop, and
-its result is printed as an ``integrity`` event.
+Each hint (a file event, else the fallback timer) leads to one refresh of the change feed
+alone (``Refresher`` with no executions window: no connection is held between looks, a
+replaced database file is followed), then a probe sample for checkpoint events and newly
+raised warnings (``HealthMonitor``). Lines: the change feed's ``execution``, ``step``,
+``execution_deleted`` and ``executions_deleted`` events (``live.changes``); ``writer``
+when the service attaches or goes away; ``database_replaced``; the checkpoint-history
+events and warnings; and with ``--integrity-every`` an ``integrity`` event.
 """
 
 from __future__ import annotations
@@ -13,15 +15,16 @@ import asyncio
 import json
 import sys
 import time
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 
-from .live.changes import ChangeTracker
 from .live.health import HealthMonitor
 from .live.hints import Hints
-from .store.connection import StoreUnavailable
+from .live.refresher import Refresher, ViewRequest
+from .live.writer import WriterState
 from .store.locate import StorePaths
-from .store.queries import StoreReader
+
+FEED_ONLY = ViewRequest(limit=0)
 
 
 def emit(event: dict) -> None:
@@ -36,49 +39,69 @@ async def run_events(
     poll: float | None = None,
     stall_after: float = 60.0,
     integrity_every: float | None = None,
+    writer_tz: tzinfo | None | str = "infer",
 ) -> int:
-    """Print events until interrupted or ``seconds`` pass; returns the exit status (0).
-    A store that cannot be read yet is waited for (said once on stderr)."""
+    """Print events until interrupted or ``seconds`` pass. Returns the exit status: 0,
+    or 2 (with one line on stderr) when the store cannot be read at the start; a store
+    that turns unreadable later is said once on stderr and followed when it is back."""
     deadline = None if seconds is None else time.monotonic() + seconds
-    reader = StoreReader(paths, stall_after=stall_after)
+    refresher = Refresher(paths, stall_after=stall_after, writer_tz=writer_tz)
+    first = refresher.refresh(FEED_ONLY, datetime.now(), force=True)
+    if first.error:
+        refresher.close()
+        print(f"stepflow-top: {first.error}", file=sys.stderr, flush=True)
+        return 2
     hints = Hints([paths.database_dir], fallback=fallback, poll=poll)
     hints.start()
-    tracker = ChangeTracker(reader)
-    health = HealthMonitor(paths.database, persist=False)
+    health = HealthMonitor(paths.database, persist=False, probe=refresher.probe)
     checks = (asyncio.create_task(integrity_events(paths.database, integrity_every))
               if integrity_every else None)
-    started = False
-    waiting_said = False
+    writer = first.writer
+    error_said = False
     try:
-        while deadline is None or time.monotonic() < deadline:
-            try:
-                if not started:
-                    reader.open()
-                    tracker.start(datetime.now())
-                    started = True
-                else:
-                    for event in tracker.poll(datetime.now()):
-                        emit(event)
-                for event in health_events(health, reader.journal_mode):
-                    emit(event)
-            except StoreUnavailable as exc:
-                reader.close()
-                started = False
-                if not waiting_said:
-                    print(f"stepflow-top: {exc}", file=sys.stderr, flush=True)
-                    waiting_said = True
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        for event in health_events(health, first.journal_mode):
+            emit(event)
+        while True:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                break
             try:
                 await asyncio.wait_for(hints.wait(), timeout=remaining)
             except asyncio.TimeoutError:
                 break
+            snapshot = refresher.refresh(FEED_ONLY, datetime.now())
+            if snapshot is None:
+                for event in refresher.recheck(datetime.now(), writer):
+                    emit(event)
+                continue
+            if snapshot.error:
+                if not error_said:
+                    print(f"stepflow-top: {snapshot.error}", file=sys.stderr, flush=True)
+                    error_said = True
+                continue
+            error_said = False
+            if snapshot.replaced:
+                emit({"ts": time.time(), "type": "database_replaced",
+                      "database": str(paths.database)})
+            if snapshot.writer.attached != writer.attached or (
+                    snapshot.writer.attached and _pids(snapshot.writer) != _pids(writer)):
+                emit({"ts": time.time(), "type": "writer", **snapshot.writer.to_json()})
+            writer = snapshot.writer
+            for event in snapshot.events:
+                emit(event)
+            for event in health_events(health, snapshot.journal_mode):
+                emit(event)
     finally:
         if checks is not None:
             checks.cancel()
         hints.stop()
-        reader.close()
+        refresher.close()
         health.close()
     return 0
+
+
+def _pids(writer: WriterState) -> list[int]:
+    return [h.pid for h in writer.holders]
 
 
 def health_events(health: HealthMonitor, journal_mode: str) -> list[dict]:

@@ -43,11 +43,18 @@ def clock_time(value: datetime | None, now: datetime) -> str:
     return value.strftime("%b %d %H:%M")
 
 
-def ago(value: datetime | None, now: datetime) -> str:
-    """``3 minutes ago`` (humanize), ``—`` for None."""
-    if value is None:
+def ago_seconds(seconds: float) -> str:
+    """``3 seconds ago`` / ``5 minutes ago`` (humanize) for an age in seconds."""
+    return humanize.naturaltime(max(0.0, seconds))
+
+
+def clock_time_abs(unix: float) -> str:
+    """``19:55:36`` (this machine's local time) for unix seconds; ``—`` when it cannot
+    be shown (a time past year 9999)."""
+    try:
+        return datetime.fromtimestamp(unix).strftime("%H:%M:%S")
+    except (OverflowError, OSError, ValueError):
         return "—"
-    return humanize.naturaltime(now - value)
 
 
 def size(n_bytes: int | None) -> str:

@@ -45,12 +45,14 @@ class HealthMonitor:
     """Samples one database's WAL state; use from one thread at a time.
 
     ``persist`` keeps the checkpoint history in the user's state directory (keyed by
-    database path) so it survives restarts; ``--events`` runs without it.
+    database path) so it survives restarts; ``--events`` runs without it. ``probe`` is
+    a shared probe (the refresher's); one is started when None.
     """
 
-    def __init__(self, database: Path, *, persist: bool = True) -> None:
+    def __init__(self, database: Path, *, persist: bool = True, probe: Probe | None = None) -> None:
         self.database = database
-        self.probe = Probe()
+        self.probe = probe or Probe()
+        self._own_probe = probe is None
         self.history = (CheckpointHistory.for_database(database) if persist
                         else CheckpointHistory())
         self.rules = Warnings(own_pid=os.getpid())
@@ -98,4 +100,5 @@ class HealthMonitor:
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            self.probe.close()
+            if self._own_probe:
+                self.probe.close()

@@ -1,6 +1,7 @@
 """Hints that the store may have changed: watchfiles events, else a timer.
 
-A hint is only a hint: the refresher confirms it with ``PRAGMA data_version`` before
+A hint is only a hint: the refresher confirms it with the change token (the probe's
+``-shm`` header and file stats) before
 it queries anything. Watching is non-recursive on the database folder (a commit
 modifies ``-wal``, a checkpoint the database file; ``-shm`` is never reported,
 SQLITE_WAL.md §7) plus any extra folders a view asks for (an open execution's log

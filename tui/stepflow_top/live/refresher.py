@@ -1,28 +1,44 @@
-"""One refresh: confirm a change with ``data_version``, then run bounded queries.
+"""One refresh: confirm a change from outside, then read the store in one short session.
 
-The Refresher owns a StoreReader (one read-only connection) and is driven from
-one thread at a time (a Textual thread worker, or the ``--once``/``--events`` loop).
-It returns immutable ``StoreSnapshot``s that a view diffs against what it shows.
+Between refreshes nothing is held: no connection, no read transaction, no lock
+(DESIGN.md promise 2), so the service's clean shutdown still deletes its ``-wal``/``-shm``
+and ``journal_mode`` changes or exclusive writers work as if nobody watched. A change is
+confirmed without a connection: the probe's ``-shm`` header (``iChange`` +1 per commit,
+``mxFrame``, salts; SQLITE_WAL.md §2) and ``os.stat`` of the database and ``-wal``
+(``stat`` opens nothing). The database path's device/inode is checked on every refresh:
+a file deleted, replaced or recreated is followed, with the change marks reset
+(promise 8). A closed WAL store (no ``-wal``) is read with ``immutable=1`` so no file is
+created beside it (promise 1).
+
+The Refresher is driven from one thread at a time (a Textual thread worker, or the
+``--once``/``--events`` loop) and returns immutable ``StoreSnapshot``s.
 """
 
 from __future__ import annotations
 
+import os
 import threading
-from dataclasses import dataclass
-from datetime import datetime
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone, tzinfo
 
 from ..store.connection import StoreUnavailable
 from ..store.locate import StorePaths
-from ..store.models import FINAL_EXECUTION, Counts, Execution, ExecutionDetail, Status
-from ..store.queries import StoreReader
+from ..store.models import DEFAULT_STALL_AFTER, Counts, Execution, ExecutionDetail, Judgement, Status
+from ..store.queries import StoreReader, Window
+from ..wal.probe import Probe, ProbeError, WalSample
+from ..wal.readonly import closed_wal_store, wal_path
+from .changes import ChangeTracker
+from .writer import Holder, WriterState, infer_offset, local_offset, process_started, zone_offset
 
 
 @dataclass(frozen=True)
 class ViewRequest:
     """What the screens show, and so what a refresh must read.
 
-    ``limit`` executions, newest first, matching ``text`` and effective ``status``;
-    ``execution_id`` is the execution whose detail screen is open, if any.
+    ``limit`` executions, newest first, matching ``text`` and effective ``status`` (0:
+    none, for the change feed alone); ``execution_id`` is the execution whose detail
+    screen is open, if any.
     """
 
     limit: int = 50
@@ -34,29 +50,81 @@ class ViewRequest:
 @dataclass(frozen=True)
 class StoreSnapshot:
     """What one refresh read; ``error`` is set (and the rest empty) when the store
-    could not be read. ``taken_at`` is local naive time."""
+    could not be read.
+
+    ``taken_at`` is the reader's local naive time; ``events`` the change-feed events
+    since the previous snapshot (see ``ChangeTracker``); ``searched`` is set when a
+    filter stopped at its time budget after the newest ``searched`` rows; ``replaced``
+    is True on the first snapshot of a database file that replaced another one.
+    """
 
     taken_at: datetime
     request: ViewRequest
-    data_version: int = -1
     journal_mode: str = "?"
     counts: Counts = Counts()
     executions: tuple[Execution, ...] = ()
     detail: ExecutionDetail | None = None
     error: str | None = None
-    finished: tuple[Execution, ...] = ()  # final rows saved since the previous snapshot
+    events: tuple[dict, ...] = ()
+    writer: WriterState = WriterState()
+    stall_after: float = DEFAULT_STALL_AFTER
+    searched: int | None = None
+    replaced: bool = False
+    sample: WalSample | None = field(default=None, compare=False)
+
+    def judgement(self, now: datetime | None = None) -> Judgement:
+        """The ``Judgement`` for effective statuses at ``now`` (reader-local naive
+        time, default ``taken_at``), converted to the writer's zone."""
+        return judgement_for(self.writer, now or self.taken_at, self.stall_after)
+
+    @property
+    def finished(self) -> tuple[dict, ...]:
+        """Execution events of this snapshot that report a final status."""
+        return tuple(e for e in self.events if e["type"] == "execution"
+                     and e["status"] in ("completed", "failed", "cancelled"))
+
+
+def judgement_for(writer: WriterState, now: datetime, stall_after: float) -> Judgement:
+    """A Judgement at reader-local ``now`` for a store written in ``writer.offset``."""
+    shift = writer.offset - local_offset()
+    started = writer.started
+    writer_started = None
+    # A process start time only says which runs predate the service when the zone of
+    # the stored times is known; a guessed zone could call every run lost.
+    if started is not None and writer.offset_source != "assumed local":
+        writer_started = (datetime.fromtimestamp(started, timezone.utc).replace(tzinfo=None)
+                          + writer.offset)
+    return Judgement(now + shift, stall_after, writer.attached, writer_started)
 
 
 class Refresher:
-    """Reads snapshots of one store (``stall_after`` in seconds); see the module
-    docstring."""
+    """Reads snapshots of one store; see the module docstring.
 
-    def __init__(self, paths: StorePaths, *, stall_after: float = 60.0) -> None:
-        self.reader = StoreReader(paths, stall_after=stall_after)
-        self._last: tuple[int, ViewRequest] | None = None
-        self._stored: tuple[int, dict[str, int]] | None = None
-        self._live: tuple[tuple[int, int], tuple[Execution, ...]] | None = None
-        self._finished_mark: int | None = None
+    ``stall_after`` in seconds; ``writer_tz`` the writer's zone when given by the user
+    (``live.writer.parse_writer_tz``; absent: inferred); ``probe`` a shared probe (one
+    is started when None and closed with the Refresher).
+    """
+
+    def __init__(
+        self,
+        paths: StorePaths,
+        *,
+        stall_after: float = DEFAULT_STALL_AFTER,
+        writer_tz: tzinfo | None | str = "infer",
+        probe: Probe | None = None,
+    ) -> None:
+        self.paths = paths
+        self.stall_after = stall_after
+        self.writer_tz = writer_tz
+        self.reader = StoreReader(paths)
+        self.tracker = ChangeTracker(self.reader)
+        self.probe = probe or Probe()
+        self._own_probe = probe is None
+        self._token: tuple | None = None
+        self._last_request: ViewRequest | None = None
+        self._identity: tuple[int, int] | None = None
+        self._offset: tuple[timedelta, str] | None = None
+        self._stored: tuple[tuple, dict[str, int]] | None = None
         # close() may come from the UI thread while a worker thread refreshes: a
         # connection closed under a running statement crashes the process.
         self._lock = threading.Lock()
@@ -65,88 +133,154 @@ class Refresher:
     def refresh(
         self, request: ViewRequest, now: datetime, *, force: bool = False, tables: bool = False
     ) -> StoreSnapshot | None:
-        """A new snapshot, or None when neither the data nor the request changed
-        since the previous one (and ``force`` is false). ``tables`` also counts step
-        and artifact rows. Never raises for a store that cannot be read: the
-        snapshot's ``error`` says why.
-
-        Counts per stored status scan an index, so they are cached until an
-        execution row is saved (its rowid rises: STEPFLOW_STORE.md) or ``force``;
-        the live rows behind the counts, until an execution or a step is saved.
-        Housekeeping's deletes show at the next forced refresh."""
+        """A new snapshot, or None when neither the files nor the request changed
+        since the previous one (and ``force`` is false). ``now`` is the reader's
+        local naive time; ``tables`` also counts step and artifact rows. Never raises
+        for a store that cannot be read: the snapshot's ``error`` says why."""
         with self._lock:
             if self._closed:
                 return None
-            return self._refresh(request, now, force, tables)
+            try:
+                return self._refresh(request, now, force, tables)
+            except StoreUnavailable as exc:
+                return self._failed(request, now, str(exc))
+            except Exception as exc:  # data we did not foresee must not end the monitor
+                return self._failed(
+                    request, now, f"unexpected data in the store ({type(exc).__name__}: "
+                    f"{exc}); please report it")
+
+    def _failed(self, request: ViewRequest, now: datetime, error: str) -> StoreSnapshot:
+        self.reader.close()
+        self._token = self._stored = None
+        return StoreSnapshot(now, request, error=error, stall_after=self.stall_after)
 
     def _refresh(
         self, request: ViewRequest, now: datetime, force: bool, tables: bool
     ) -> StoreSnapshot | None:
-        reader = self.reader
-        try:
-            if reader.conn is None:
-                reader.open()
-            version = reader.data_version()
-            if not force and self._last == (version, request):
-                return None
-            executions = reader.executions(
-                now, limit=request.limit, text=request.text or None, status=request.status
+        database = self.paths.database
+        identity = _identity(database)
+        if identity is None:
+            raise StoreUnavailable(f"no database at {database}")
+        replaced = self._identity is not None and identity != self._identity
+        if self._identity != identity:
+            self.tracker.reset()
+            self._offset = None
+            self._identity = identity
+        sample = self._sample()
+        token = _change_token(database, sample)
+        if not force and token == self._token and request == self._last_request:
+            return None
+        immutable = closed_wal_store(database, sample.wal_mode if sample else None)
+        with self.reader.session(immutable=immutable):
+            writer = self._writer(sample)
+            self.reader.writer_offset = writer.offset
+            judgement = judgement_for(writer, now, self.stall_after)
+            events = self.tracker.poll(judgement)
+            window = Window(())
+            if request.limit:
+                window = self.reader.executions(
+                    judgement, limit=request.limit, text=request.text or None,
+                    status=request.status)
+            counts = Counts(
+                executions=self.tracker.marks[1],
+                steps=self.reader.count("steps") if tables else None,
+                artifacts=self.reader.count("artifacts") if tables else None,
+                stored=self._stored_counts(events, force),
+                live=self.tracker.live_executions,
             )
-            marks = reader.max_rowids()
-            counts = reader.counts(stored=self._stored_counts(marks, force),
-                                   live=self._live_executions(marks, force), tables=tables)
-            detail = reader.detail(request.execution_id) if request.execution_id else None
-            finished = self._finished_since(marks[0])
-        except StoreUnavailable as exc:
-            reader.close()
-            self._last = self._stored = self._live = None
-            return StoreSnapshot(now, request, error=str(exc))
-        except Exception as exc:  # data we did not foresee must not end the monitor
-            reader.close()
-            self._last = self._stored = self._live = None
-            return StoreSnapshot(
-                now, request,
-                error=f"unexpected data in the store ({type(exc).__name__}: {exc}); "
-                "please report it")
-        self._last = (version, request)
+            detail = self.reader.detail(request.execution_id) if request.execution_id else None
+            journal = self.reader.journal_mode
+        self._token, self._last_request = token, request
         return StoreSnapshot(
-            taken_at=now,
-            request=request,
-            data_version=version,
-            journal_mode=reader.journal_mode,
-            counts=counts,
-            executions=tuple(executions),
-            detail=detail,
-            finished=finished,
+            taken_at=now, request=request, journal_mode=journal, counts=counts,
+            executions=window.executions, detail=detail, events=tuple(events), writer=writer,
+            stall_after=self.stall_after, searched=window.searched, replaced=replaced,
+            sample=sample,
         )
 
-    def _finished_since(self, mark: int) -> tuple[Execution, ...]:
-        """Executions whose final row was saved since the previous look, whether or
-        not they are in the window (the first look is the baseline: runs that ended
-        before are not news)."""
-        if self._finished_mark is None or mark < self._finished_mark:
-            self._finished_mark = mark  # first look, or another database file
-            return ()
-        if mark == self._finished_mark:
-            return ()
-        saved = self.reader.executions_saved_since(self._finished_mark)
-        self._finished_mark = max([mark, *(rowid for rowid, _ in saved)])
-        return tuple(e for _, e in saved if e.stored_status in FINAL_EXECUTION)
+    def _sample(self) -> WalSample | None:
+        try:
+            return self.probe.sample(self.paths.database)
+        except ProbeError:
+            return None  # attachment unknown; change detection falls back to stat()
 
-    def _stored_counts(self, marks: tuple[int, int], force: bool) -> dict[str, int]:
-        if force or self._stored is None or self._stored[0] != marks[0]:
-            self._stored = (marks[0], self.reader.stored_status_counts())
+    def _stored_counts(self, events: list[dict], force: bool) -> dict[str, int]:
+        # Per-status counts scan the status index: only after a run was added, ended
+        # or deleted (the change feed saw it) or the row count moved.
+        key = (self.tracker.marks[:2],)
+        moved = any(e["type"] != "step" for e in events)
+        if force or moved or self._stored is None or self._stored[0] != key:
+            self._stored = (key, self.reader.stored_status_counts())
         return self._stored[1]
 
-    def _live_executions(self, marks: tuple[int, int], force: bool) -> tuple[Execution, ...]:
-        # Live rows and their aggregates change only with a save of an execution or
-        # a step (and a log file is rewritten only when its step is saved).
-        if force or self._live is None or self._live[0] != marks:
-            self._live = (marks, tuple(self.reader.live_executions()))
-        return self._live[1]
+    def _writer(self, sample: WalSample | None) -> WriterState:
+        attached = sample.writer_attached if sample is not None else None
+        holders = tuple(
+            Holder(h.pid, h.command, process_started(h.pid))
+            for h in (sample.holders if sample is not None else ()))
+        last_commit = _last_commit(self.paths.database)
+        offset, source = self._writer_offset(last_commit)
+        return WriterState(attached, holders, last_commit, offset, source)
+
+    def _writer_offset(self, last_commit: float | None) -> tuple[timedelta, str]:
+        at = last_commit or time.time()
+        if self.writer_tz != "infer":
+            return zone_offset(self.writer_tz, at), "--writer-tz"  # type: ignore[arg-type]
+        inferred = infer_offset(self.reader.newest_timestamps(), last_commit)
+        if inferred is not None:
+            self._offset = (inferred, "inferred")
+        if self._offset is not None:
+            return self._offset
+        return local_offset(at), "assumed local"
+
+    def recheck(self, now: datetime, writer: WriterState) -> list[dict]:
+        """Change-feed events for live runs whose effective status moved with the
+        clock alone (stalled) since the last refresh, without reading the store."""
+        with self._lock:
+            return self.tracker.recheck(judgement_for(writer, now, self.stall_after))
 
     def close(self) -> None:
-        """Close the connection, after a refresh running in another thread ends."""
+        """Stop refreshing (after a refresh running in another thread ends)."""
         with self._lock:
             self._closed = True
             self.reader.close()
+            if self._own_probe:
+                self.probe.close()
+
+
+def _identity(database) -> tuple[int, int] | None:
+    try:
+        st = os.stat(database)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _stat_key(path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns)
+
+
+def _change_token(database, sample: WalSample | None) -> tuple:
+    """Everything that moves when a commit, a checkpoint or a new writer happens."""
+    shm = sample.shm_header if sample is not None else None
+    return (
+        _stat_key(database),
+        _stat_key(wal_path(database)),
+        None if shm is None else (shm.change_counter, shm.frames, shm.salt1, shm.salt2),
+        None if sample is None else (sample.writer_attached, sample.writer_pids),
+    )
+
+
+def _last_commit(database) -> float | None:
+    """Modification time (unix seconds) of the newest of ``-wal`` and the database."""
+    times = []
+    for path in (wal_path(database), database):
+        try:
+            times.append(os.stat(path).st_mtime)
+        except OSError:
+            continue
+    return max(times) if times else None

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from dataclasses import replace
-from datetime import datetime
-from typing import Iterable, Sequence
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Iterable, Iterator, Sequence
 
 import sqlite_utils
 
@@ -24,12 +26,16 @@ from .connection import StoreUnavailable, connect_readonly, explain, fetch_all
 from .locate import StorePaths
 from .models import (
     FINAL_EXECUTION,
+    FINISHED_STEP,
+    LIVE_STORED,
     Artifact,
     Counts,
     Execution,
     ExecutionDetail,
+    Judgement,
     Status,
     Step,
+    effective_steps,
     parse_timestamp,
 )
 
@@ -47,54 +53,65 @@ ARTIFACT_COLUMNS = (
     "id", "execution_id", "step_id", "name", "file_path", "file_name", "file_size",
     "mime_type", "artifact_type", "created_at",
 )
-LIVE_STATUSES = ("pending", "running")
+LIVE_STATUSES = tuple(sorted(LIVE_STORED))
 MAX_STEPS_PER_EXECUTION = 10_000
 MAX_ARTIFACTS = 1_000
 MAX_LIVE_ROWS = 1_000
 SQL_VARIABLE_CHUNK = 500
+SEARCH_SLICE = 2_000  # rows per filtered-search statement
+SEARCH_BUDGET_S = 0.25  # seconds a filtered search may take per refresh
+
+
+def local_utc_offset() -> timedelta:
+    """This process's UTC offset now (the writer's offset until one is known)."""
+    return datetime.now().astimezone().utcoffset() or timedelta(0)
+
+
+@dataclass(frozen=True)
+class Window:
+    """The executions a view shows: the newest ``limit`` matching the filter.
+
+    ``searched`` is None when the whole store was searched; otherwise the search
+    stopped at its time budget after the newest ``searched`` rows (a filter that
+    matches little must not scan a million rows per refresh: DESIGN.md promise 2).
+    """
+
+    executions: tuple[Execution, ...]
+    searched: int | None = None
 
 
 class StoreReader:
-    """Reads one store through one read-only connection.
+    """Reads one store through a read-only connection that lives only as long as a
+    session (``with reader.session(): ...``): between sessions no connection, read
+    transaction or lock is held (DESIGN.md promise 2).
 
-    ``stall_after`` is in seconds (see ``Execution.effective_status``). Use from
-    one thread at a time. ``open()`` raises StoreUnavailable; every
-    other method raises StoreUnavailable when the database goes away or turns
-    unreadable, and the caller shows that and calls ``open()`` again later.
+    Use from one thread at a time. ``open()`` raises StoreUnavailable; every query
+    method raises StoreUnavailable when the database goes away or turns unreadable.
+    ``writer_offset`` is the writer's UTC offset: log-file times (absolute) are
+    converted with it so that they compare with the stored local timestamps.
     """
 
-    def __init__(self, paths: StorePaths, *, stall_after: float = 60.0) -> None:
+    def __init__(self, paths: StorePaths) -> None:
         self.paths = paths
-        self.stall_after = stall_after
         self.conn: sqlite3.Connection | None = None
         self.journal_mode = "?"
-        self._select: dict[str, str] = {}
+        self.writer_offset: timedelta = local_utc_offset()
+        self._schema: tuple[int, dict[str, str], set[str]] | None = None
 
     # -- connection ------------------------------------------------------
-    def open(self) -> None:
-        """Connect and introspect the schema; raises StoreUnavailable."""
+    def open(self, *, immutable: bool = False) -> None:
+        """Connect (``immutable`` for a closed WAL store only: see
+        ``wal.readonly.closed_wal_store``) and introspect the schema once per schema
+        version; raises StoreUnavailable."""
         self.close()
-        conn = connect_readonly(self.paths.database)
+        conn = connect_readonly(self.paths.database, immutable=immutable)
         try:
-            db = sqlite_utils.Database(conn)
-            tables = set(db.table_names())
-            if "executions" not in tables:
-                raise StoreUnavailable(
-                    f"{self.paths.database} has no executions table: "
-                    "is this a StepFlow Monitor database?"
-                )
-            self._select = {
-                table: _select_list(
-                    columns, set(db[table].columns_dict) if table in tables else set()
-                )
-                for table, columns in (
-                    ("executions", EXECUTION_COLUMNS),
-                    ("steps", STEP_COLUMNS),
-                    ("artifacts", ARTIFACT_COLUMNS),
-                )
-            }
-            self._has = tables
-            self.journal_mode = str(fetch_all(conn, "PRAGMA journal_mode")[0][0]).lower()
+            version = int(fetch_all(conn, "PRAGMA schema_version")[0][0])
+            if self._schema is None or self._schema[0] != version:
+                self._schema = (version, *self._introspect(conn))
+            # immutable=1 reads the file as a rollback database: it is WAL all the same.
+            self.journal_mode = "wal" if immutable else str(
+                fetch_all(conn, "PRAGMA journal_mode")[0][0]).lower()
         except sqlite3.Error as exc:
             conn.close()
             raise StoreUnavailable(explain(exc, self.paths.database)) from None
@@ -103,40 +120,81 @@ class StoreReader:
             raise
         self.conn = conn
 
+    def _introspect(self, conn: sqlite3.Connection) -> tuple[dict[str, str], set[str]]:
+        db = sqlite_utils.Database(conn)
+        tables = set(db.table_names())
+        if "executions" not in tables:
+            raise StoreUnavailable(
+                f"{self.paths.database} has no executions table: "
+                "is this a StepFlow Monitor database?"
+            )
+        select = {
+            table: _select_list(columns, set(db[table].columns_dict) if table in tables else set())
+            for table, columns in (
+                ("executions", EXECUTION_COLUMNS),
+                ("steps", STEP_COLUMNS),
+                ("artifacts", ARTIFACT_COLUMNS),
+            )
+        }
+        return select, tables
+
+    @property
+    def _select(self) -> dict[str, str]:
+        assert self._schema is not None, "query outside a session"
+        return self._schema[1]
+
+    @property
+    def _has(self) -> set[str]:
+        assert self._schema is not None, "query outside a session"
+        return self._schema[2]
+
     def close(self) -> None:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
 
+    @contextmanager
+    def session(self, *, immutable: bool = False) -> Iterator["StoreReader"]:
+        """Open, yield, and close again whatever happens."""
+        self.open(immutable=immutable)
+        try:
+            yield self
+        finally:
+            self.close()
+
     def _rows(self, sql: str, params: Sequence | dict = ()) -> list:
         if self.conn is None:
-            self.open()
+            raise StoreUnavailable(f"{self.paths.database} is not open")
         try:
             return fetch_all(self.conn, sql, params)
         except sqlite3.Error as exc:
             raise StoreUnavailable(explain(exc, self.paths.database)) from None
 
-    def data_version(self) -> int:
-        """``PRAGMA data_version``: rises with each commit by another connection."""
-        return int(self._rows("PRAGMA data_version")[0][0])
-
     # -- executions --------------------------------------------------------
     def executions(
         self,
-        now: datetime,
+        judgement: Judgement,
         *,
         limit: int = 100,
         text: str | None = None,
         status: Status | None = None,
-    ) -> list[Execution]:
+        budget_s: float = SEARCH_BUDGET_S,
+    ) -> Window:
         """The newest ``limit`` executions matching ``text`` (name, user, id or
         command, case-insensitive substring) and effective ``status``.
 
-        A live status (running, stalled, pending) is pre-filtered in SQL to the
-        newest MAX_LIVE_ROWS rows stored as pending or running, classified here, and
-        the first ``limit`` matches kept (classification needs the step rows, so
-        SQL alone cannot apply the LIMIT).
+        Without a filter this is one indexed query. With one, the store is searched
+        newest first in slices of SEARCH_SLICE rows, each its own short statement (so
+        the writer gets a gap after each), until ``limit`` rows match, the store ends,
+        or ``budget_s`` seconds pass (then ``Window.searched`` says how far it got).
+        A live status is classified here, from the step rows and ``judgement``.
         """
+        select = self._select["executions"]
+        if not text and status is None:
+            rows = self._rows(
+                f"SELECT {select} FROM executions ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                [limit])
+            return Window(tuple(self._with_steps([_execution(r) for r in rows])))
         where, params = [], []
         if text:
             like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -151,17 +209,41 @@ class StoreReader:
                 params.append(status.value)
             else:
                 where.append(f"status IN {LIVE_STATUSES}")
-        sql = f"SELECT {self._select['executions']} FROM executions"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at DESC LIMIT ?"
+        condition = " AND ".join(where)
         live = status is not None and status.value not in FINAL_EXECUTION
-        rows = self._rows(sql, [*params, MAX_LIVE_ROWS if live else limit])
-        result = self._with_steps([_execution(r) for r in rows])
-        if live:
-            stall = self.stall_after
-            result = [e for e in result if e.effective_status(now, stall) == status][:limit]
-        return result
+        found: list[Execution] = []
+        cursor: tuple[str, int] | None = None
+        searched = 0
+        deadline = time.monotonic() + budget_s
+        while True:
+            after, bounds = "", []
+            if cursor is not None:
+                after = "WHERE created_at < ? OR (created_at = ? AND rowid < ?)"
+                bounds = [cursor[0], cursor[0], cursor[1]]
+            scanned = self._rows(
+                f"SELECT rowid, created_at, {condition} FROM executions {after} "
+                "ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                [*params, *bounds, SEARCH_SLICE])
+            searched += len(scanned)
+            hits = self._by_rowid([r[0] for r in scanned if r[2]])
+            if live:
+                hits = [e for e in hits if e.effective_status(judgement) == status]
+            found += hits
+            if len(found) >= limit or len(scanned) < SEARCH_SLICE or scanned[-1][1] is None:
+                return Window(tuple(found[:limit]))
+            if time.monotonic() > deadline:
+                return Window(tuple(found), searched=searched)
+            cursor = (scanned[-1][1], int(scanned[-1][0]))
+
+    def _by_rowid(self, rowids: list[int]) -> list[Execution]:
+        """Executions by rowid, newest first, with step aggregates."""
+        rows = []
+        for chunk in chunks(rowids):
+            rows += self._rows(
+                f"SELECT {self._select['executions']} FROM executions "
+                f"WHERE rowid IN ({','.join('?' * len(chunk))}) "
+                "ORDER BY created_at DESC, rowid DESC", chunk)
+        return self._with_steps([_execution(r) for r in rows])
 
     def executions_by_id(self, ids: Iterable[str]) -> list[Execution]:
         """The executions with these ids, with step aggregates, in no set order."""
@@ -178,28 +260,9 @@ class StoreReader:
         the store, so callers cache it; see ``Refresher``)."""
         return dict(self._rows("SELECT status, count(*) FROM executions GROUP BY status"))
 
-    def counts(
-        self,
-        *,
-        stored: dict[str, int] | None = None,
-        live: tuple[Execution, ...] | None = None,
-        tables: bool = False,
-    ) -> Counts:
-        """Counts per stored status (``stored_status_counts()`` when None) and the
-        live executions (stored pending or running, at most MAX_LIVE_ROWS;
-        ``live_executions()`` when None) for ``Counts.by_status``. ``tables`` adds the step and artifact row counts
-        (full counts: for one-shot output, not for every refresh)."""
-        if stored is None:
-            stored = self.stored_status_counts()
-        return Counts(
-            executions=sum(stored.values()),
-            steps=self._count("steps") if tables else None,
-            artifacts=self._count("artifacts") if tables else None,
-            stored=stored,
-            live=tuple(self.live_executions()) if live is None else live,
-        )
-
-    def _count(self, table: str) -> int:
+    def count(self, table: str) -> int:
+        """Rows in ``table`` (0 when the schema has no such table): a full count, for
+        one-shot output, not for every refresh."""
         if table not in self._has:
             return 0
         return int(self._rows(f"SELECT count(*) FROM {table}")[0][0])
@@ -228,55 +291,42 @@ class StoreReader:
         log_paths = {s.id: self.paths.step_log(s.execution_id, s.index, s.id) for s in steps}
         return ExecutionDetail(execution, tuple(steps), artifacts, log_paths)
 
-    # -- changes, for the event stream --------------------------------------
-    def max_rowids(self) -> tuple[int, int]:
-        """(executions, steps) largest rowid; INSERT OR REPLACE gives every save a
-        new, larger rowid, so ``rowid > mark`` finds every save since the mark."""
-        executions = self._rows("SELECT max(rowid) FROM executions")[0][0] or 0
+    # -- changes, for the change feed -----------------------------------------
+    def table_marks(self) -> tuple[int, int, int]:
+        """(executions: largest rowid, row count; steps: largest rowid). ``count(*)``
+        walks the smallest index without decoding rows; the change feed uses it to
+        notice deletes it did not see row by row (housekeeping)."""
+        executions, count = self._rows("SELECT max(rowid), count(*) FROM executions")[0]
         steps = 0
         if "steps" in self._has:
             steps = self._rows("SELECT max(rowid) FROM steps")[0][0] or 0
-        return int(executions), int(steps)
+        return int(executions or 0), int(count), int(steps)
 
-    def executions_saved_since(self, mark: int, limit: int = 10_000) -> list:
-        """Execution rows saved after rowid ``mark``: [(rowid, Execution)] in save
-        order, at most ``limit``."""
-        return [
-            (r[0], _execution(r[1:]))
-            for r in self._rows(
-                f"SELECT rowid, {self._select['executions']} FROM executions "
-                "WHERE rowid > ? ORDER BY rowid LIMIT ?",
-                [mark, limit],
-            )
-        ]
-
-    def saved_since(self, execution_mark: int, step_mark: int, limit: int = 10_000):
-        """Rows saved after the marks: (executions [(rowid, Execution)], steps
-        [(rowid, Step)]), each in save order, at most ``limit`` of each."""
-        executions = self.executions_saved_since(execution_mark, limit)
-        steps = []
-        if "steps" in self._has:
-            steps = [
-                (r[0], _step(r[1:]))
-                for r in self._rows(
-                    f"SELECT rowid, {self._select['steps']} FROM steps "
-                    "WHERE rowid > ? ORDER BY rowid LIMIT ?",
-                    [step_mark, limit],
-                )
-            ]
-        return executions, steps
-
-    def live_steps(self) -> list[Step]:
-        """Steps stored as running or pending (``steps(status)`` is indexed)."""
-        if "steps" not in self._has:
+    def rowids_since(self, table: str, mark: int, limit: int = 10_000) -> list[str]:
+        """Execution ids of ``table`` rows (executions or steps) whose rowid is above
+        ``mark``: rows inserted or replaced since (INSERT OR REPLACE gives each save a
+        new rowid; a plain UPDATE does not, and is found by re-reading live rows)."""
+        if table not in self._has:
             return []
+        column = "id" if table == "executions" else "execution_id"
         return [
-            _step(r)
-            for r in self._rows(
-                f"SELECT {self._select['steps']} FROM steps WHERE status IN {LIVE_STATUSES} "
-                f"LIMIT {MAX_LIVE_ROWS}"
-            )
+            _text(r[0]) or "" for r in self._rows(
+                f"SELECT {column} FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                [mark, limit])
         ]
+
+    def newest_ids(self, limit: int) -> list[str]:
+        """Ids of the newest ``limit`` executions by ``created_at`` (indexed)."""
+        return [_text(r[0]) or "" for r in self._rows(
+            "SELECT id FROM executions ORDER BY created_at DESC, rowid DESC LIMIT ?", [limit])]
+
+    def steps_of(self, execution_ids: Iterable[str]) -> dict[str, list[Step]]:
+        """Steps of these executions, by execution id (``steps(execution_id)`` is indexed)."""
+        by_execution: dict[str, list[Step]] = {}
+        for row in self._step_rows(list(execution_ids), MAX_STEPS_PER_EXECUTION):
+            step = _step(row)
+            by_execution.setdefault(step.execution_id, []).append(step)
+        return by_execution
 
     def live_executions(self) -> list[Execution]:
         """Executions stored as pending or running, with step aggregates."""
@@ -285,6 +335,19 @@ class StoreReader:
             f"WHERE status IN {LIVE_STATUSES} LIMIT {MAX_LIVE_ROWS}"
         )
         return self._with_steps([_execution(r) for r in rows])
+
+    def newest_timestamps(self, rows: int = 20) -> datetime | None:
+        """The newest stored timestamp among the most recently saved rows (largest
+        rowids): what the writer's clock said at about its last commit."""
+        stamps = []
+        for table, parse in (("executions", _execution), ("steps", _step)):
+            if table in self._has:
+                for row in self._rows(f"SELECT {self._select[table]} FROM {table} "
+                                      "ORDER BY rowid DESC LIMIT ?", [rows]):
+                    saved = parse(row)
+                    stamps += [saved.created_at, saved.started_at, saved.completed_at]
+        known = [t for t in stamps if t is not None]
+        return max(known) if known else None
 
     # -- helpers -----------------------------------------------------------
     def _step_rows(self, execution_ids: list[str], limit: int) -> list:
@@ -304,45 +367,41 @@ class StoreReader:
         """Attach step aggregates (and log mtimes for live runs) to each execution."""
         if not executions:
             return executions
-        by_execution: dict[str, list[Step]] = {}
-        for row in self._step_rows([e.id for e in executions], MAX_STEPS_PER_EXECUTION):
-            step = _step(row)
-            by_execution.setdefault(step.execution_id, []).append(step)
-        return [self._aggregate(e, by_execution.get(e.id, [])) for e in executions]
+        by_execution = self.steps_of(e.id for e in executions)
+        return [self.with_steps(e, by_execution.get(e.id, [])) for e in executions]
+
+    def with_steps(self, execution: Execution, steps: list[Step]) -> Execution:
+        """``execution`` with the aggregates of ``steps`` (its own step rows)."""
+        return self._aggregate(execution, steps)
 
     def _aggregate(self, execution: Execution, steps: list[Step]) -> Execution:
         if not steps:
             return execution
-        steps.sort(key=lambda s: s.index)
-        # A step the service never saved as finished stays `running` for ever: the
-        # current one is the newest running step, and a finished run has none.
-        final = execution.stored_status in FINAL_EXECUTION
-        running = None if final else next(
-            (s for s in reversed(steps) if s.status == "running"), None)
-        started = [s.started_at for s in steps if s.started_at]
+        views = effective_steps(execution, steps)
+        running = next((v.step for v in reversed(views) if v.status == "running"), None)
         changes = [t for t in (s.last_saved for s in steps) if t]
         if execution.stored_status not in FINAL_EXECUTION and running is None:
             changes += self._log_mtimes(steps)
         return replace(
             execution,
-            steps_known=len(steps),
-            steps_finished=sum(s.finished for s in steps),
-            steps_failed=sum(s.status == "failed" for s in steps),
+            steps_known=len(views),
+            steps_finished=sum(v.status in FINISHED_STEP for v in views),
+            steps_failed=sum(v.status == "failed" for v in views),
             running_step=running.name if running else None,
-            last_step=steps[-1].name,
-            first_step_started=min(started) if started else None,
+            last_step=views[-1].step.name,
             last_change=max(changes) if changes else None,
         )
 
     def _log_mtimes(self, steps: list[Step]) -> list[datetime]:
-        # os.stat opens nothing, so it is safe beside live SQLite connections.
+        # os.stat opens nothing, so it is safe beside live SQLite connections. File
+        # times are absolute: shown in the writer's zone, like the rows.
         times = []
         for step in steps:
             try:
                 mtime = os.stat(self.paths.step_log(step.execution_id, step.index, step.id)).st_mtime
-            except OSError:
+                times.append(datetime.utcfromtimestamp(mtime) + self.writer_offset)
+            except (OSError, OverflowError, ValueError):  # gone, or a time past year 9999
                 continue
-            times.append(datetime.fromtimestamp(mtime))
         return times
 
 

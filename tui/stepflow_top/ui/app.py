@@ -2,10 +2,11 @@
 
 Data flow (DESIGN.md): file-event hints or the fallback timer → a thread worker
 runs ``Refresher.refresh`` (its own read-only connection; it skips the queries
-when ``data_version`` did not move) → ``SnapshotReady`` → ``snapshot`` reactive →
-screens watching it diff their tables. At most one refresh runs and at most one
-more is queued, so a burst of commits coalesces. ``now`` ticks every second so
-elapsed times move without queries.
+when the change token did not move) → ``SnapshotReady`` → ``snapshot`` reactive →
+screens watching it diff their tables. ``live.schedule.RefreshScheduler`` decides
+when a refresh may start (a burst coalesces, a stream is drawn at most 10 times a
+second, the writer gets a gap). ``now`` ticks every second so elapsed times move
+without queries.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import signal
 import threading
 import time
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
@@ -30,9 +31,10 @@ from textual.screen import Screen
 from ..live.health import HealthMonitor, HealthState
 from ..live.hints import Hints
 from ..live.refresher import Refresher, StoreSnapshot, ViewRequest
+from ..live.schedule import FRAME_INTERVAL, ROLLBACK_INTERVAL, RefreshScheduler
 from ..settings import Settings
 from ..store.locate import StorePaths
-from ..store.models import Status
+from ..store.models import Judgement, Status
 from ..store.text import literal
 from .help import HelpScreen
 
@@ -133,6 +135,7 @@ class StepflowTop(App):
         integrity_every: float | None = None,
         persist_history: bool = True,
         refresher: Refresher | None = None,
+        writer_tz: tzinfo | None | str = "infer",
         first_snapshot: StoreSnapshot | None = None,
         interval_from_settings: bool = False,
         on_hang_up: Callable[[], None] | None = None,
@@ -142,7 +145,7 @@ class StepflowTop(App):
         self.clock = clock
         self.bell_on_failure = bell
         self.stall_after = stall_after
-        self.refresher = refresher or Refresher(paths, stall_after=stall_after)
+        self.refresher = refresher or Refresher(paths, stall_after=stall_after, writer_tz=writer_tz)
         self._first_snapshot = first_snapshot
         self._on_hang_up = on_hang_up
         self.settings = Settings.load()
@@ -151,10 +154,10 @@ class StepflowTop(App):
             fallback = self.settings.interval
         self.hints = Hints([paths.database_dir], fallback=fallback, poll=poll)
         self._watch_files = watch
-        self._refreshing = False
-        self._queued: bool | None = None  # None: nothing queued; else its `force`
+        self.scheduler = RefreshScheduler()
         self._held: StoreSnapshot | None = None  # arrived while paused
-        self.health_monitor = HealthMonitor(paths.database, persist=persist_history)
+        self.health_monitor = HealthMonitor(paths.database, persist=persist_history,
+                                            probe=self.refresher.probe)
         self._sampling = False
         self.integrity_every = integrity_every
         self._checks: IntegrityRunner | None = None
@@ -171,7 +174,8 @@ class StepflowTop(App):
             self._consume_hints()
         first, self._first_snapshot = self._first_snapshot, None
         if first is not None and first.request == self.request:
-            self._refreshing = True
+            self.scheduler.request()
+            self.scheduler.start()
             self.post_message(SnapshotReady(first))
         else:  # none, or read for another view (a status filter from the settings)
             self.request_refresh(force=True)
@@ -184,29 +188,37 @@ class StepflowTop(App):
 
     # -- refresh scheduling ------------------------------------------------
     def request_refresh(self, *, force: bool = False) -> None:
-        """Run a refresh now, or once the running one ends (bursts coalesce)."""
-        if self._refreshing:
-            self._queued = bool(self._queued) or force
+        """Refresh as soon as the scheduler allows (``live.schedule``: bursts coalesce,
+        a stream is drawn at a bounded frame rate, the writer gets its gap)."""
+        self._arm(self.scheduler.request(force=force))
+
+    def _arm(self, delay: float | None) -> None:
+        if delay is None:
             return
-        self._refreshing = True
-        self._refresh(self.request, force)
+        if delay <= 0:
+            self._start_refresh()
+        else:
+            self.set_timer(delay, self._start_refresh)
+
+    def _start_refresh(self) -> None:
+        self._refresh(self.request, self.scheduler.start())
 
     @work(thread=True, group="refresh")
     def _refresh(self, request: ViewRequest, force: bool) -> None:
         self.post_message(SnapshotReady(self.refresher.refresh(request, self.clock(), force=force)))
 
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
-        self._refreshing = False
+        self._arm(self.scheduler.finish())
         if message.snapshot is not None:
+            self.scheduler.min_interval = (
+                FRAME_INTERVAL if message.snapshot.error or message.snapshot.journal_mode == "wal"
+                else ROLLBACK_INTERVAL)
             self._notify_failures(message.snapshot)
             shown = self.snapshot.request if self.snapshot else None
             if self.paused and message.snapshot.request == shown:
                 self._held = message.snapshot
             else:
                 self.snapshot = message.snapshot
-        if self._queued is not None:
-            force, self._queued = self._queued, None
-            self.request_refresh(force=force)
         self._request_health()
 
     # -- health --------------------------------------------------------------
@@ -295,7 +307,7 @@ class StepflowTop(App):
             reason = await self.hints.wait()
             if reason == "stopped":
                 return
-            # A hint is confirmed by data_version; a run turning stalled needs no
+            # A hint is confirmed by the change token; a run turning stalled needs no
             # query (effective status is a function of the clock, which ticks).
             self.request_refresh()
             try:
@@ -319,12 +331,25 @@ class StepflowTop(App):
     def _notify_failures(self, snapshot: StoreSnapshot) -> None:
         # From the change feed, not the window: a run failing outside the filter or
         # the loaded page is news too, and an old failure scrolling into view is not.
-        for execution in snapshot.finished:
-            if execution.stored_status == "failed":
-                self.notify(f"{literal(execution.name)} failed", title="Execution failed",
+        if snapshot.replaced:
+            self.notify(f"{literal(self.paths.database)} was replaced by a new file: "
+                        "showing the new one", title="Database replaced", severity="warning",
+                        markup=False, timeout=10)
+        for event in snapshot.finished:
+            if event["status"] == "failed":
+                step = f" at step {literal(event['failed_step'])}" if event["failed_step"] else ""
+                self.notify(f"{literal(event['name'])} failed{step}", title="Execution failed",
                             severity="error", markup=False)
                 if self.bell_on_failure:
                     self.bell()
+
+    def judgement(self) -> Judgement:
+        """What effective statuses on screen are judged by now: the app's clock in the
+        writer's zone, the stall threshold and the writer's attachment."""
+        snapshot = self.snapshot
+        if snapshot is None or snapshot.error:
+            return Judgement(self.now, self.stall_after)
+        return snapshot.judgement(self.now)
 
     def _hang_up(self) -> None:
         """The terminal went away (an SSH drop). Nobody sees a graceful exit, and

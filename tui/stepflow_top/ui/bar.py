@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 from rich.text import Text
 
+from .. import formatting
+from ..live.writer import WriterState, format_offset, local_offset
 from ..store.models import Status
 from ..store.text import literal
 from .widgets import TextPanel
@@ -11,15 +15,39 @@ from .widgets import TextPanel
 STATUS_STYLES = {
     Status.RUNNING: "bold cyan",
     Status.STALLED: "bold yellow",
-    Status.PENDING: "dim",
+    Status.LOST: "bold magenta",
     Status.COMPLETED: "green",
     Status.FAILED: "bold red",
     Status.CANCELLED: "magenta",
     Status.UNKNOWN: "",
 }
-STEP_STYLES = {"running": "bold cyan", "completed": "green", "failed": "bold red", "pending": "dim"}
-BAR_ORDER = (Status.RUNNING, Status.STALLED, Status.PENDING, Status.FAILED, Status.COMPLETED,
+STEP_STYLES = {"running": "bold cyan", "completed": "green", "failed": "bold red", "pending": "dim",
+               "lost": "bold magenta"}
+BAR_ORDER = (Status.RUNNING, Status.STALLED, Status.LOST, Status.FAILED, Status.COMPLETED,
              Status.CANCELLED, Status.UNKNOWN)
+
+
+def writer_line(writer: WriterState, now: float | None = None) -> Text:
+    """``service: pid 1234 (python app/main.py) · last commit 3 s ago``, or that no
+    service is attached, or that it cannot be known; plus the writer's zone when it is
+    not the reader's. ``now`` in unix seconds (default: the clock)."""
+    now = time.time() if now is None else now
+    text = Text()
+    last = writer.last_commit
+    commit = "" if last is None else f" · last commit {formatting.ago_seconds(now - last)}"
+    if writer.attached is None:
+        text.append("service: unknown (its locks cannot be read here: nothing is called lost)",
+                    "dim")
+    elif writer.attached:
+        who = ", ".join(h.describe() for h in writer.holders) or "attached"
+        text.append(f"service: {literal(who)}{commit}")
+    else:
+        when = "" if last is None else f" · last commit {formatting.clock_time_abs(last)}"
+        text.append(f"◌ no service has the database open{when}", "bold magenta")
+    if writer.offset != local_offset():
+        text.append(f" · writer time {format_offset(writer.offset)} ({writer.offset_source})",
+                    "dim")
+    return text
 
 
 class StoreBar(TextPanel):
@@ -39,6 +67,8 @@ class StoreBar(TextPanel):
         text.append("stepflow-top ", "bold")
         if app.paused:
             text.append(" ⏸ PAUSED ", "reverse bold yellow")
+        elif snapshot is not None and snapshot.error:
+            text.append(" ✗ NO DATA ", "reverse bold red")
         else:
             text.append(" ● LIVE ", "reverse bold green")
         if snapshot is not None and not snapshot.error:
@@ -50,8 +80,10 @@ class StoreBar(TextPanel):
         elif snapshot.error:
             text.append(f"✗ {literal(snapshot.error)} — retrying", "bold red")
         else:
+            text.append_text(writer_line(snapshot.writer))
+            text.append("\n")
             counts = snapshot.counts
-            by_status = counts.by_status(app.now, app.stall_after)
+            by_status = counts.by_status(app.judgement())
             n = counts.executions
             text.append(f"{n} execution{'' if n == 1 else 's'}")
             for status in BAR_ORDER:

@@ -28,11 +28,12 @@ class ExecutionCommands(Provider):
         if snapshot is None:
             return []
         entries = []
+        judgement = app.judgement()
         for execution in snapshot.executions:
-            status = execution.effective_status(app.now, app.stall_after)
+            status = execution.effective_status(judgement)
             title = f"open {literal(execution.name)}  {status.label}"
             help_text = (f"{literal(execution.user_name) or '—'} · started "
-                         f"{formatting.clock_time(execution.start, app.now)} · "
+                         f"{formatting.clock_time(execution.start, judgement.now)} · "
                          f"{literal(execution.id)}")
             entries.append((title, help_text, execution))
         return entries

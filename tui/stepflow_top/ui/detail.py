@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from .. import formatting
-from ..store.models import ExecutionDetail, Step, step_label
+from ..store.models import ExecutionDetail, Judgement, StepView
 from ..store.text import literal
 from .bar import STATUS_STYLES, STEP_STYLES, StoreBar
 from .widgets import KeyedTable, TextPanel, cell
@@ -44,6 +44,7 @@ class DetailScreen(Screen):
         super().__init__()
         self.execution_id = execution_id
         self.detail: ExecutionDetail | None = None
+        self.views: tuple[StepView, ...] = ()  # effective step statuses, by index
         self._landed = False
 
     def compose(self) -> ComposeResult:
@@ -82,7 +83,7 @@ class DetailScreen(Screen):
         snapshot = self.app.snapshot
         if snapshot is None or snapshot.request.execution_id != self.execution_id:
             return
-        now = self.app.now
+        judgement = self.app.judgement()
         summary = self.query_one("#summary", TextPanel)
         if snapshot.detail is None:
             if not snapshot.error:
@@ -90,8 +91,10 @@ class DetailScreen(Screen):
                                     "(housekeeping deletes old runs). Esc goes back.", "bold"))
             return
         self.detail = detail = snapshot.detail
-        summary.update(self._summary(detail, now))
-        self.steps_table.show_rows((s.id, self._step_cells(s, now)) for s in detail.steps)
+        summary.update(self._summary(detail, judgement))
+        self.views = detail.step_views(judgement)
+        self.steps_table.show_rows(
+            (v.step.id, self._step_cells(v, judgement.now)) for v in self.views)
         self.query_one("#artifacts-table", KeyedTable).show_rows(
             (a.id, [
                 cell(a.name),
@@ -105,23 +108,25 @@ class DetailScreen(Screen):
         self.query_one("#info-text", TextPanel).update(_info(detail))
         if not self._landed and detail.steps:
             self._landed = True
-            failed = detail.first_failed_step()
+            failed = detail.first_failed_step(judgement)
             if failed is not None:
                 self.steps_table.move_cursor(row=self.steps_table.get_row_index(failed.id))
 
-    def _summary(self, detail: ExecutionDetail, now: datetime) -> Text:
+    def _summary(self, detail: ExecutionDetail, judgement: Judgement) -> Text:
         e = detail.execution
-        status = e.effective_status(now, self.app.stall_after)
+        now = judgement.now
+        status = e.effective_status(judgement)
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(literal(e.name), "bold")
         text.append("  ")
         text.append(status.label, STATUS_STYLES[status])
         if status.value != e.stored_status:
-            text.append(f" (stored: {literal(e.stored_status)})", "dim")
+            text.append(f" (stored: {literal(e.stored_status)}; "
+                        f"{e.inferred_from(judgement) or 'inferred'})", "dim")
         done, known = e.progress
         text.append(f"  steps {formatting.progress(done, known)}")
         text.append(f"  started {formatting.clock_time(e.start, now)}")
-        text.append(f"  {formatting.duration(e.duration(now))}")
+        text.append(f"  {formatting.duration(e.duration(judgement))}")
         if e.exit_code is not None:
             text.append(f"  exit {e.exit_code}", "bold red" if e.exit_code else "")
         text.append(f"\n$ {literal(e.command)}")
@@ -131,13 +136,14 @@ class DetailScreen(Screen):
             text.append(f"\nerror: {literal(e.error_message)}", "bold red")
         return text
 
-    def _step_cells(self, step: Step, now: datetime) -> list[Text]:
+    def _step_cells(self, view: StepView, now: datetime) -> list[Text]:
+        step = view.step
         return [
             cell(step.index),
             cell(step.name, width=28),
-            cell(step_label(step.status), STEP_STYLES.get(step.status, "")),
+            cell(view.label + ("*" if view.inferred else ""), STEP_STYLES.get(view.status, "")),
             cell(formatting.clock_time(step.started_at, now)),
-            cell(formatting.duration(step.duration(now))),
+            cell(formatting.duration(view.duration(now))),
             cell("" if step.exit_code is None else step.exit_code,
                  "bold red" if step.exit_code not in (None, 0) else ""),
             cell(step.error_message, "red", width=60),
@@ -178,7 +184,7 @@ class DetailScreen(Screen):
     def _jump_failed(self, direction: int) -> None:
         if self.detail is None:
             return
-        rows = [i for i, s in enumerate(self.detail.steps) if s.status == "failed"]
+        rows = [i for i, v in enumerate(self.views) if v.status == "failed"]
         if not rows:
             self.notify("no failed step", timeout=2)
             return

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 
 from rich.text import Text
 from textual import on
@@ -12,7 +11,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input
 
 from .. import formatting
-from ..store.models import FINAL_EXECUTION, Execution, Status
+from ..store.models import FINAL_EXECUTION, Execution, Judgement, Status
 from ..store.text import literal
 from .bar import STATUS_STYLES, StoreBar
 from .widgets import KeyedTable, TextPanel, cell
@@ -21,9 +20,9 @@ COLUMNS = (
     ("status", "Status"), ("name", "Name"), ("user", "User"), ("started", "Started"),
     ("duration", "Duration"), ("steps", "Steps"), ("current", "Current step"), ("exit", "Exit"),
 )
-STATUS_CYCLE = (None, Status.RUNNING, Status.STALLED, Status.PENDING, Status.FAILED,
+STATUS_CYCLE = (None, Status.RUNNING, Status.STALLED, Status.LOST, Status.FAILED,
                 Status.COMPLETED, Status.CANCELLED)
-LIVE_FIRST = {s: i for i, s in enumerate((Status.RUNNING, Status.STALLED, Status.PENDING,
+LIVE_FIRST = {s: i for i, s in enumerate((Status.RUNNING, Status.STALLED, Status.LOST,
                                            Status.FAILED, Status.CANCELLED, Status.COMPLETED,
                                            Status.UNKNOWN))}
 SORTS = ("newest", "status", "name", "duration")
@@ -89,10 +88,11 @@ class ExecutionsScreen(Screen):
         snapshot = self.app.snapshot
         if snapshot is None:
             return
-        now = self.app.now
-        executions = self._sorted(list(snapshot.executions), now)
+        judgement = self.app.judgement()
+        executions = self._sorted(list(snapshot.executions), judgement)
         newest = snapshot.executions[0].id if self.follow and snapshot.executions else None
-        self.table.show_rows(((e.id, self._cells(e, now)) for e in executions), follow=newest)
+        self.table.show_rows(((e.id, self._cells(e, judgement)) for e in executions),
+                             follow=newest)
         empty = self.query_one("#empty", TextPanel)
         if snapshot.error:
             empty.update(Text(f"Waiting: {snapshot.error}.\nThe screen fills in by itself "
@@ -110,14 +110,15 @@ class ExecutionsScreen(Screen):
         if snapshot is None or self.sort == "duration":
             self._show()
             return
-        now = self.app.now
+        judgement = self.app.judgement()
         self.table.update_rows(
-            (e.id, self._cells(e, now)) for e in snapshot.executions
+            (e.id, self._cells(e, judgement)) for e in snapshot.executions
             if e.stored_status not in FINAL_EXECUTION
         )
 
-    def _cells(self, e: Execution, now: datetime) -> list[Text]:
-        status = e.effective_status(now, self.app.stall_after)
+    def _cells(self, e: Execution, judgement: Judgement) -> list[Text]:
+        now = judgement.now
+        status = e.effective_status(judgement)
         label = status.label
         if status.value != e.stored_status:
             label += "*"
@@ -126,21 +127,20 @@ class ExecutionsScreen(Screen):
             cell(e.name, width=self.name_width),
             cell(e.user_name, width=8),
             cell(formatting.clock_time(e.start, now)),
-            cell(formatting.duration(e.duration(now))),
+            cell(formatting.duration(e.duration(judgement))),
             cell(formatting.progress(*e.progress)),
             cell(e.current_step, width=self.step_width),
             cell("" if e.exit_code is None else e.exit_code,
                  "bold red" if e.exit_code not in (None, 0) else ""),
         ]
 
-    def _sorted(self, executions: list[Execution], now: datetime) -> list[Execution]:
+    def _sorted(self, executions: list[Execution], judgement: Judgement) -> list[Execution]:
         if self.sort == "status":
-            stall = self.app.stall_after
-            executions.sort(key=lambda e: LIVE_FIRST[e.effective_status(now, stall)])
+            executions.sort(key=lambda e: LIVE_FIRST[e.effective_status(judgement)])
         elif self.sort == "name":
             executions.sort(key=lambda e: e.name.lower())
         elif self.sort == "duration":
-            executions.sort(key=lambda e: -(e.duration(now) or 0.0))
+            executions.sort(key=lambda e: -(e.duration(judgement) or 0.0))
         return executions
 
     def _show_view_state(self) -> None:

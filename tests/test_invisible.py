@@ -1,0 +1,142 @@
+"""DESIGN.md promises 1, 2 and 8 against real files and writers in separate processes:
+nothing is held between refreshes, nothing is created beside a closed store, and a
+database replaced by another file is followed."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from stepflow_top.live.refresher import Refresher, ViewRequest
+from stepflow_top.store.locate import locate_store
+
+from conftest import FROZEN_NOW, AttachedService, wait_for
+
+DATA_REPORT = "77c5563f-20ba-4823-9274-144ce96d2185"
+
+
+def locks_held_by(pid: int, *paths: Path) -> list[str]:
+    """Lines of /proc/locks for ``pid`` on these files (by inode)."""
+    inodes = {os.stat(p).st_ino for p in paths if p.exists()}
+    with open("/proc/locks") as handle:
+        lines = handle.read().splitlines()
+    return [line for line in lines
+            if len(line.split()) > 5 and line.split()[4] == str(pid)
+            and int(line.split()[5].split(":")[2]) in inodes]
+
+
+def test_no_lock_is_held_between_refreshes_and_a_clean_close_deletes_the_wal(attached_service,
+                                                                              fixture_store):
+    database = fixture_store / "database" / "stepflow.db"
+    shm = database.with_name("stepflow.db-shm")
+    refresher = Refresher(locate_store(fixture_store))
+    try:
+        snapshot = refresher.refresh(ViewRequest(), FROZEN_NOW)
+        assert snapshot.error is None and snapshot.writer.attached is True
+        assert locks_held_by(attached_service.pid, database, shm)  # the service's are seen
+        assert locks_held_by(os.getpid(), database, shm) == []  # ours are gone
+        attached_service.stop()  # the service's clean shutdown, with us still running
+        assert not database.with_name("stepflow.db-wal").exists()
+        assert not shm.exists()
+        after = refresher.refresh(ViewRequest(), FROZEN_NOW)
+        assert after.writer.attached is False
+    finally:
+        refresher.close()
+
+
+def test_a_closed_store_is_read_without_creating_any_file(fixture_store):
+    folder = fixture_store / "database"
+    before = sorted(os.listdir(folder))
+    refresher = Refresher(locate_store(fixture_store))
+    try:
+        snapshot = refresher.refresh(ViewRequest(), FROZEN_NOW, tables=True)
+        assert snapshot.error is None and snapshot.counts.executions == 3
+        assert snapshot.journal_mode == "wal"
+    finally:
+        refresher.close()
+    for mode in (["--once"], ["--once", "--json"], ["--events", "--seconds", "0.5"]):
+        result = subprocess.run([sys.executable, "-m", "stepflow_top", str(fixture_store), *mode],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+    assert sorted(os.listdir(folder)) == before == ["stepflow.db"]
+
+
+def test_a_service_that_opens_a_closed_store_is_read_through_its_wal(fixture_store):
+    refresher = Refresher(locate_store(fixture_store))
+    try:
+        assert len(refresher.refresh(ViewRequest(), FROZEN_NOW).executions) == 3
+        database = fixture_store / "database" / "stepflow.db"
+        service = AttachedService(database)
+        try:
+            writer = sqlite3.connect(database, isolation_level=None)  # commits into the -wal
+            writer.execute("INSERT INTO executions (id, name, command, status, created_at) "
+                           "VALUES ('new', 'fresh', 'x', 'pending', '2026-11-21T19:56:09')")
+            snapshot = refresher.refresh(ViewRequest(), FROZEN_NOW)
+            assert [e.id for e in snapshot.executions][0] == "new"
+            writer.close()
+        finally:
+            service.stop()
+    finally:
+        refresher.close()
+
+
+def make_store(root: Path, names: list[str]) -> Path:
+    database = root / "database" / "stepflow.db"
+    database.parent.mkdir(parents=True)
+    conn = sqlite3.connect(database)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE executions (id TEXT PRIMARY KEY, name TEXT, command TEXT, "
+                 "status TEXT, created_at TEXT, completed_at TEXT)")
+    conn.executemany("INSERT INTO executions VALUES (?, ?, 'x', 'completed', ?, ?)",
+                     [(n, n, f"2026-11-21T19:00:0{i}", f"2026-11-21T19:00:0{i}")
+                      for i, n in enumerate(names)])
+    conn.commit()
+    conn.close()
+    return database
+
+
+def test_a_recreated_database_folder_is_followed(tmp_path):
+    make_store(tmp_path, ["old-a", "old-b"])
+    refresher = Refresher(locate_store(tmp_path))
+    try:
+        first = refresher.refresh(ViewRequest(), FROZEN_NOW)
+        assert {e.name for e in first.executions} == {"old-a", "old-b"}
+        shutil.rmtree(tmp_path / "database")  # an operator reset: a new, empty store
+        make_store(tmp_path, ["new"])
+        second = refresher.refresh(ViewRequest(), FROZEN_NOW)
+        assert second.replaced is True
+        assert [e.name for e in second.executions] == ["new"]
+        assert second.counts.executions == 1
+        assert refresher.refresh(ViewRequest(), FROZEN_NOW, force=True).replaced is False
+    finally:
+        refresher.close()
+
+
+def test_events_say_when_the_database_was_replaced(tmp_path):
+    make_store(tmp_path, ["old"])
+    events = subprocess.Popen(
+        [sys.executable, "-m", "stepflow_top", str(tmp_path), "--events", "--refresh", "0.2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines: list[dict] = []
+        threading.Thread(target=lambda: lines.extend(json.loads(x) for x in events.stdout),
+                         daemon=True).start()
+        # A run saved now is reported once the feed has its baseline.
+        with sqlite3.connect(tmp_path / "database" / "stepflow.db") as conn:
+            conn.execute("INSERT INTO executions VALUES ('ping', 'ping', 'x', 'completed', "
+                         "'2026-11-21T19:01:00', '2026-11-21T19:01:00')")
+        conn.close()
+        wait_for(lambda: any(e.get("name") == "ping" for e in lines), timeout=20)
+        shutil.rmtree(tmp_path / "database")
+        make_store(tmp_path, ["fresh"])
+        wait_for(lambda: any(e["type"] == "database_replaced" for e in lines), timeout=20)
+    finally:
+        events.terminate()
+        events.wait(timeout=10)
+

@@ -1,0 +1,82 @@
+"""When the next refresh may start: coalescing, a frame cap, and a gap for the writer.
+
+Rules (DESIGN.md "Data flow", promises 2 and 9):
+
+* at most one refresh runs and at most one more is pending; requests made meanwhile
+  merge into the pending one (``force`` is kept if any of them asked for it);
+* the first change after a quiet spell starts at once;
+* under a stream of changes, starts are at least ``min_interval`` seconds apart (a frame
+  cap: a person reads a few frames a second, and each frame costs CPU and bytes to the
+  terminal), and the writer gets a gap at least as long as the last refresh took before
+  the next one starts (a slow refresh must not turn into back-to-back snapshots that
+  starve the writer's checkpoints);
+* a rollback-journal store (not WAL), where every read briefly blocks the writer's
+  commits, is read at most once per ``ROLLBACK_INTERVAL``.
+
+Textual-free and clock-injected, so it is tested with a fake clock.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+FRAME_INTERVAL = 0.1  # seconds: at most 10 refreshes a second under a stream
+ROLLBACK_INTERVAL = 1.0  # seconds between reads of a store that is not in WAL mode
+
+
+class RefreshScheduler:
+    """Call ``request()`` for every hint. When it returns a delay (seconds, 0 = now),
+    call ``start()`` after that delay, run the refresh, then call ``finish()``; if that
+    returns a delay, call ``start()`` again after it. ``None`` means nothing to arm:
+    the request was merged into the running or already-armed refresh."""
+
+    def __init__(self, *, min_interval: float = FRAME_INTERVAL,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.min_interval = min_interval
+        self.clock = clock
+        self.running = False
+        self.armed = False
+        self.pending = False
+        self._force = False
+        self._last_start: float | None = None
+        self._last_duration = 0.0
+        self._last_end: float | None = None
+
+    def request(self, *, force: bool = False) -> float | None:
+        """A change may have happened (or the user asked, ``force``)."""
+        self._force = self._force or force
+        if self.running or self.armed:
+            self.pending = True
+            return None
+        self.armed = True
+        return self._delay()
+
+    def start(self) -> bool:
+        """The armed refresh starts now; returns whether it must run even if nothing
+        changed (``force``)."""
+        self.armed = self.pending = False
+        self.running = True
+        self._last_start = self.clock()
+        force, self._force = self._force, False
+        return force
+
+    def finish(self) -> float | None:
+        """The running refresh ended; returns the delay before the pending one, if any."""
+        now = self.clock()
+        self.running = False
+        self._last_end = now
+        if self._last_start is not None:
+            self._last_duration = max(0.0, now - self._last_start)
+        if not self.pending:
+            return None
+        self.pending = False
+        self.armed = True
+        return self._delay()
+
+    def _delay(self) -> float:
+        if self._last_start is None or self._last_end is None:
+            return 0.0
+        earliest = max(self._last_start + self.min_interval,
+                       self._last_end + self._last_duration)
+        return max(0.0, earliest - self.clock())
