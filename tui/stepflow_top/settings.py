@@ -17,6 +17,10 @@ from pathlib import Path
 from .wal.history import state_dir
 
 
+SORTS = ("newest", "status", "name", "duration")
+MIN_INTERVAL, MAX_INTERVAL = 0.1, 3600.0  # seconds
+
+
 def settings_path() -> Path:
     return state_dir() / "stepflow-top" / "settings.json"
 
@@ -55,7 +59,12 @@ class Settings:
             pass
 
     def _valid(self) -> bool:
-        return (isinstance(self.sort, str)
-                and (self.status is None or isinstance(self.status, str))
-                and (self.interval is None or (isinstance(self.interval, (int, float))
-                                               and self.interval > 0)))
+        """As strict as the command line: a known sort and status word, and an interval
+        in the range +/- can choose (a tiny one would spin a core)."""
+        from .store.models import Status
+
+        return (self.sort in SORTS
+                and (self.status is None or self.status in Status._value2member_map_)
+                and (self.interval is None or (
+                    isinstance(self.interval, (int, float)) and not isinstance(self.interval, bool)
+                    and MIN_INTERVAL <= self.interval <= MAX_INTERVAL)))

@@ -205,10 +205,10 @@ class StoreReader:
             params += [like] * 4
         if status is not None:
             if status.value in FINAL_EXECUTION:
-                where.append("status = ?")
+                where.append("lower(status) = ?")
                 params.append(status.value)
             else:
-                where.append(f"status IN {LIVE_STATUSES}")
+                where.append(f"lower(status) IN {LIVE_STATUSES}")
         condition = " AND ".join(where)
         live = status is not None and status.value not in FINAL_EXECUTION
         found: list[Execution] = []
@@ -258,7 +258,11 @@ class StoreReader:
     def stored_status_counts(self) -> dict[str, int]:
         """Executions per stored status (a scan of the ``status`` index: it grows with
         the store, so callers cache it; see ``Refresher``)."""
-        return dict(self._rows("SELECT status, count(*) FROM executions GROUP BY status"))
+        counts: dict[str, int] = {}
+        for status, n in self._rows("SELECT status, count(*) FROM executions GROUP BY status"):
+            word = (_text(status) or "").lower()  # a writer may say "Completed"
+            counts[word] = counts.get(word, 0) + n
+        return counts
 
     def count(self, table: str) -> int:
         """Rows in ``table`` (0 when the schema has no such table): a full count, for
@@ -427,7 +431,7 @@ def _text(value: object) -> str | None:
 def _int(value: object, default: int | None = None) -> int | None:
     try:
         return int(value) if value is not None else default
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # text, or a REAL such as 9e999 (inf)
         return default
 
 

@@ -228,11 +228,13 @@ def _json_lines(raw: str | None) -> list[str]:
         return ["  —"]
     try:
         value = json.loads(raw)
+        if isinstance(value, dict):
+            if not value:
+                return ["  (empty)"]
+            return [f"  {k} = {json.dumps(v, ensure_ascii=False)}" for k, v in sorted(value.items())]
+        return ["  " + json.dumps(value, ensure_ascii=False)]
     except (ValueError, TypeError):
         return ["  (not valid JSON, shown as stored)", "  " + raw]
-    if isinstance(value, dict):
-        if not value:
-            return ["  (empty)"]
-        return [f"  {k} = {json.dumps(v, ensure_ascii=False)}" for k, v in sorted(value.items())]
-    return ["  " + json.dumps(value, ensure_ascii=False)]
+    except RecursionError:  # JSON nested deeper than Python's recursion limit
+        return ["  (JSON nested too deep to lay out, shown as stored)", "  " + raw[:10_000]]
 

@@ -12,6 +12,7 @@ from textual.widgets import Footer, Input
 
 from .. import formatting
 from ..store.models import FINAL_EXECUTION, Execution, Judgement, Status
+from ..settings import SORTS
 from ..store.text import literal
 from .bar import STATUS_STYLES, StoreBar
 from .widgets import KeyedTable, TextPanel, cell
@@ -25,7 +26,7 @@ STATUS_CYCLE = (None, Status.RUNNING, Status.STALLED, Status.LOST, Status.FAILED
 LIVE_FIRST = {s: i for i, s in enumerate((Status.RUNNING, Status.STALLED, Status.LOST,
                                            Status.FAILED, Status.CANCELLED, Status.COMPLETED,
                                            Status.UNKNOWN))}
-SORTS = ("newest", "status", "name", "duration")
+
 PAGE = 50
 # Status, user, started, duration, steps and exit, with two cells of padding per
 # column and the scrollbar: what is left goes to the name and current step.

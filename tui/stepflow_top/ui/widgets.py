@@ -61,8 +61,9 @@ class KeyedTable(DataTable):
         self, rows: Iterable[tuple[str, Sequence[Text]]], *, follow: str | None = None
     ) -> None:
         """Make the table hold exactly ``rows`` ((key, cells) in display order), with
-        the cursor on its row's key, or on ``follow`` when given."""
-        rows = list(rows)
+        the cursor on its row's key, or on ``follow`` when given. A key seen twice (rows
+        with NULL or equal ids: one bad row must not hide the others) gets a suffix."""
+        rows = _unique_keys(rows)
         wanted = {key for key, _ in rows}
         selected = self.cursor_key
         with self.app.batch_update():
@@ -116,6 +117,16 @@ class KeyedTable(DataTable):
         self._row_locations = TwoWayDict({RowKey(k): i for i, k in enumerate(keys)})
         self._update_count += 1
         self.refresh()
+
+
+def _unique_keys(rows: Iterable[tuple[str, Sequence[Text]]]) -> list[tuple[str, Sequence[Text]]]:
+    seen: dict[str, int] = {}
+    unique = []
+    for key, cells in rows:
+        n = seen.get(key, 0)
+        seen[key] = n + 1
+        unique.append((key if n == 0 else f"{key}\x00{n}", cells))
+    return unique
 
 
 class TextPanel(Static):
