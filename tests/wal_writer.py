@@ -7,6 +7,9 @@ interleave the writer's actions with its own observations deterministically:
     open AUTOCHECKPOINT [TIMEOUT_MS]   connect, journal_mode=WAL, wal_autocheckpoint=N
     write N [BYTES]                    N commits, each inserting one row of BYTES bytes
     ckpt MODE                          PRAGMA wal_checkpoint(MODE) -> [busy, log, checkpointed]
+    paced N PER_S EVERY MODE           N commits at PER_S commits/s, wal_checkpoint(MODE) after
+                                       every EVERY-th commit -> "checkpoints": [[busy, log, done]..]
+    sql STATEMENT                      run one SQL statement (autocommit)
     close                              close the connection (the last one deletes -wal/-shm)
     quit
 
@@ -23,6 +26,21 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+
+def _paced(conn: sqlite3.Connection, n: int, per_s: float, every: int, mode: str) -> list:
+    # Commits on a fixed schedule (not sleep-after-commit), so the rate holds however
+    # long a commit or checkpoint takes.
+    start = time.monotonic()
+    done = []
+    for i in range(1, n + 1):
+        delay = start + i / per_s - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        conn.execute("INSERT INTO t(v) VALUES (randomblob(100))")
+        if i % every == 0:
+            done.append(list(conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()))
+    return done
 
 
 def _serve(db: str) -> None:
@@ -45,6 +63,13 @@ def _serve(db: str) -> None:
                 assert conn is not None
                 for _ in range(int(words[1])):
                     conn.execute("INSERT INTO t(v) VALUES (randomblob(?))", (size,))
+            elif cmd == "paced":
+                assert conn is not None
+                reply["checkpoints"] = _paced(conn, int(words[1]), float(words[2]),
+                                              int(words[3]), words[4].upper())
+            elif cmd == "sql":
+                assert conn is not None
+                conn.execute(line.split(None, 1)[1]).fetchall()
             elif cmd == "ckpt":
                 assert conn is not None
                 reply["result"] = list(

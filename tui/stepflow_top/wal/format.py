@@ -30,6 +30,10 @@ __all__ = [
     "WAL_FRAME_HEADER_SIZE",
     "SHM_HEADER_SIZE",
     "SHM_READ_LOCK_BYTES",
+    "SHM_DMS_BYTE",
+    "DB_PENDING_BYTE",
+    "DB_SHARED_FIRST",
+    "DB_SHARED_SIZE",
     "DB_HEADER_SIZE",
     "WalFormatError",
     "TornRead",
@@ -60,6 +64,19 @@ SHM_HEADER_SIZE = 136
 #: ``WAL_READ_LOCK(I) = 3 + I`` relative to ``WALINDEX_LOCK_OFFSET = 120`` (wal.c,
 #: os_unix.c ``UNIX_SHM_BASE``). Locks only, never data.
 SHM_READ_LOCK_BYTES = (123, 124, 125, 126, 127)
+#: The ``-shm`` byte every open WAL connection keeps a shared fcntl lock on for as long
+#: as it is open (the "dead man switch": ``UNIX_SHM_DMS = UNIX_SHM_BASE +
+#: SQLITE_SHM_NLOCK`` = 120 + 8, os_unix.c ``unixLockSharedMemory``).
+SHM_DMS_BYTE = 128
+#: Lock bytes of the database file itself (sqliteInt.h ``PENDING_BYTE`` 0x40000000,
+#: ``RESERVED_BYTE`` +1, ``SHARED_FIRST`` +2, ``SHARED_SIZE`` 510; os_unix.c
+#: ``unixLock``): a shared lock on the SHARED range while a connection reads (and, in
+#: WAL mode, for as long as it is open), RESERVED/PENDING/EXCLUSIVE while it writes.
+#: They lie in the lock-byte page at 1 GiB, which never holds data (fileformat2.html,
+#: "The Lock-Byte Page").
+DB_PENDING_BYTE = 0x40000000
+DB_SHARED_FIRST = DB_PENDING_BYTE + 2
+DB_SHARED_SIZE = 510
 #: Size of the database file header in bytes (fileformat2.html §1.3).
 DB_HEADER_SIZE = 100
 
