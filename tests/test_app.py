@@ -299,7 +299,7 @@ async def test_the_command_palette_opens_an_execution_by_name(fixture_store):
         assert screen.execution_id == "b98c3c75-fc75-42c2-8a8e-0ba7e891ab26"
 
 
-async def test_sort_and_status_filter_stick_between_sessions(fixture_store):
+async def test_sort_and_status_filter_stick_between_sessions(fixture_store, attached_service):
     from stepflow_top.store.models import Status
 
     app = StepflowTop(locate_store(fixture_store), clock=lambda: FROZEN_NOW, watch=False)
