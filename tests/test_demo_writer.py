@@ -1,9 +1,12 @@
 """The demo writer against real files: it must write a store the way the real StepFlow
 Monitor service does (schema, pragmas, the two-save execution row, whole-file log
-rewrites), live in a separate process, and in bulk for benchmarks."""
+rewrites, implicit step ends, cancels and timeouts stored as failed, in-flight runs saved
+``running`` on shutdown), live in a separate process, and in bulk for benchmarks; and it
+must never write to a store it did not create."""
 
 from __future__ import annotations
 
+import random
 import re
 import shutil
 import signal
@@ -16,8 +19,12 @@ from urllib.parse import quote
 
 import pytest
 
-from stepflow_top.demo import catalogue
-from stepflow_top.demo.writer import populate, run
+from stepflow_top.demo import scripts
+from stepflow_top.demo.catalogue import plan_execution
+from stepflow_top.demo.engine import Engine
+from stepflow_top.demo.marker import MARKER_NAME, ForeignStoreError
+from stepflow_top.demo.service import _Service
+from stepflow_top.demo.writer import open_store, populate, run
 
 from conftest import FIXTURE, WriterProcess, wait_for
 
@@ -76,8 +83,21 @@ def fixture_database(tmp_path_factory) -> Path:
     return target
 
 
+def check_step_logs(root: Path, execution_id: str, steps: list[tuple]) -> None:
+    """A saved step's log holds well-formed lines; a step saved with no output yet (or a
+    running one whose output came after its last save) may have no file."""
+    for step_id, index, status, *_ in steps:
+        log = root / "executions" / execution_id / f"step_{index}_{step_id}.log"
+        if status == "running" and not log.exists():
+            continue
+        lines = log.read_bytes().split(b"\n")
+        assert lines[-1] == b"" and len(lines) > 1
+        assert all(LOG_LINE.match(line) for line in lines[:-1])
+
+
 def check_finished_executions(root: Path) -> int:
-    """Assert what must hold for every finished execution; return how many there are."""
+    """Assert what the real service's rules imply for every finished execution; return
+    how many there are."""
     conn = read_only(root)
     try:
         executions = conn.execute(
@@ -87,30 +107,35 @@ def check_finished_executions(root: Path) -> int:
         for (execution_id, status, exit_code, error, created, started, completed,
              total, done, current) in executions:
             steps = conn.execute(
-                "SELECT id, step_index, status, exit_code, error_message, created_at,"
-                " started_at, completed_at FROM steps WHERE execution_id = ?"
+                "SELECT id, step_index, status, exit_code, error_message, name, stop_on_error,"
+                " created_at, started_at, completed_at FROM steps WHERE execution_id = ?"
                 " ORDER BY step_index", (execution_id,)).fetchall()
             assert [s[1] for s in steps] == list(range(len(steps)))
-            assert total == len(steps)
+            # total_steps counts STEP_START, completed_steps only STEP_COMPLETE markers.
+            assert total == len(steps) and current == len(steps) - 1
             assert done == sum(1 for s in steps if s[2] == "completed")
-            assert current == len(steps) - 1
             for stamp in (created, started, completed):
                 assert TIMESTAMP.match(stamp), stamp
             assert created <= started <= completed
+            for _id, _index, step_status, step_code, step_error, *_rest, end in steps:
+                assert step_status in ("completed", "failed", "running")
+                assert (end is None) == (step_status == "running")
+                if step_status == "completed":
+                    assert step_code == 0 and step_error is None
+                if step_status == "failed":
+                    assert step_code == 1 and step_error  # STEP_ERROR
+            last = steps[-1] if steps else None
             if status == "completed":
-                assert exit_code == 0 and error is None
-                assert all(s[2] == "completed" and s[3] == 0 for s in steps)
+                assert exit_code == 0
+            elif error is not None and error.startswith("Critical step failed"):
+                assert last is not None and last[6] == 1  # a stop_on_error step
             else:
-                assert exit_code not in (0, None) and error
-                assert steps[-1][2] == "failed" and steps[-1][3] == exit_code
-                assert steps[-1][4]
-                assert all(s[2] == "completed" for s in steps[:-1])
-            for step_id, index, _status, _code, _error, *stamps in steps:
-                assert all(TIMESTAMP.match(stamp) for stamp in stamps)
-                log = root / "executions" / execution_id / f"step_{index}_{step_id}.log"
-                lines = log.read_bytes().split(b"\n")
-                assert lines[-1] == b"" and len(lines) > 1
-                assert all(LOG_LINE.match(line) for line in lines[:-1])
+                assert exit_code != 0
+            if exit_code == -15:  # a cancel: the step it interrupted stays running
+                assert last is not None and last[2] == "running" and error is None
+            if exit_code == -1:
+                assert error == "Execution timed out" and last[2] == "running"
+            check_step_logs(root, execution_id, steps)
         for folder in (root / "executions").iterdir():
             for log in folder.iterdir():
                 assert LOG_NAME.match(log.name), log
@@ -222,21 +247,204 @@ def test_run_returns_when_stop_is_set(tmp_path):
     assert not thread.is_alive() and len(result) == 1
 
 
-@pytest.mark.parametrize("kwargs", [{"speed": 0}, {"speed": -1}, {"seconds": -1}])
+def test_the_catalogue_exercises_literal_text_handling():
+    texts = [line for script in scripts.SCRIPTS for spec in script.steps
+             for line in spec.lines + (spec.failure.lines if spec.failure else ())]
+    assert any("\x1b[" in t for t in texts if isinstance(t, str))
+    assert any("[bold]" in t for t in texts if isinstance(t, str))
+    assert any("[@click=" in t for t in texts if isinstance(t, str))
+    for line in scripts.INVALID_UTF8_LINES:
+        with pytest.raises(UnicodeDecodeError):
+            line.decode("utf-8")
+
+
+def test_run_saves_the_runs_in_flight_running_when_it_ends(tmp_path):
+    # At speed 1 the first run is still in flight after one second (its actions are due in
+    # virtual time: nothing due after the deadline runs, however late the loop is).
+    run(tmp_path, seconds=1.0, speed=1, seed=3)
+    rows = query(tmp_path, "SELECT status, started_at, completed_at, exit_code FROM executions")
+    assert rows and all(status == "running" and TIMESTAMP.match(started)
+                        and completed is None and code is None
+                        for status, started, completed, code in rows)
+
+
+def test_run_after_a_hang_up_leaves_the_runs_in_flight_pending(tmp_path):
+    hang_up = threading.Event()
+    hang_up.set()
+    run(tmp_path, seconds=1.0, speed=1, seed=3, hang_up=hang_up)
+    rows = query(tmp_path, "SELECT status, started_at, total_steps FROM executions")
+    assert rows == [("pending", None, 0)] * len(rows) and rows
+
+
+@pytest.mark.parametrize("style, same_rowids", [("update", True), ("replace", False)])
+def test_save_style_decides_whether_a_saved_row_keeps_its_rowid(tmp_path, style, same_rowids):
+    run(tmp_path, seconds=1.5, speed=10, seed=7, save_style=style)
+    for table in ("executions", "steps"):
+        (count, top), = query(tmp_path, f"SELECT count(*), max(rowid) FROM {table}")
+        # UPDATE keeps the rowid of the first INSERT; INSERT OR REPLACE takes a new one.
+        assert (top == count) is same_rowids, (table, count, top)
+
+
+@pytest.mark.parametrize("kwargs", [{"speed": 0}, {"speed": -1}, {"seconds": -1},
+                                    {"save_style": "upsert"}])
 def test_run_rejects_bad_arguments(tmp_path, kwargs):
     with pytest.raises(ValueError):
         run(tmp_path, **kwargs)
 
 
-def test_the_catalogue_exercises_literal_text_handling():
-    texts = [line for script in catalogue.SCRIPTS for spec in script.steps
-             for line in spec.lines + (spec.failure.lines if spec.failure else ())]
-    assert any("\x1b[" in t for t in texts if isinstance(t, str))
-    assert any("[bold]" in t for t in texts if isinstance(t, str))
-    assert any("[@click=" in t for t in texts if isinstance(t, str))
-    for line in catalogue.INVALID_UTF8_LINES:
-        with pytest.raises(UnicodeDecodeError):
-            line.decode("utf-8")
+# ----------------------------------------------------------------------------- plans
+
+
+def seeded_plans(count: int = 800):
+    """(seed, script, plan) for ``count`` seeds, every script in turn."""
+    for seed in range(count):
+        script = scripts.SCRIPTS[seed % len(scripts.SCRIPTS)]
+        yield seed, script, plan_execution(random.Random(seed), script)
+
+
+def first_plan(predicate) -> tuple[int, scripts.Script]:
+    for seed, script, plan in seeded_plans():
+        if predicate(plan):
+            return seed, script
+    pytest.fail("no seeded plan has the behaviour")
+
+
+def play(root: Path, seed: int, script: scripts.Script) -> str:
+    """Play the plan drawn from ``seed`` through the service with no waits (the delays it
+    yields are skipped); returns the execution id."""
+    conn = open_store(root)
+    try:
+        engine = Engine(root, conn, rng=random.Random(seed))
+        service = _Service(engine, random.Random(seed), 1.0, root.parent / "work")
+        rng = random.Random(seed)
+        plan = plan_execution(rng, script)
+        service.active = 1
+        execution = service.execution(plan, rng)
+        next(execution)  # the pending row is saved
+        (execution_id,) = engine.runs
+        for _delay in execution:
+            pass
+        return execution_id
+    finally:
+        conn.close()
+
+
+def critical(step) -> bool:
+    return "stop_on_error=true" in step.spec.params
+
+
+BEHAVIOURS = {
+    "late first marker": lambda p: p.first_marker_delay >= 3,
+    "implicit end by the next STEP_START": lambda p: any(s.implicit_end for s in p.steps[:-1]),
+    "cancel": lambda p: p.ending == "cancel" and not critical(p.steps[-1]),
+    "cancel in a stop_on_error step": lambda p: p.ending == "cancel" and critical(p.steps[-1]),
+    "timeout": lambda p: p.ending == "timeout" and not critical(p.steps[-1]),
+    "crash without STEP_ERROR": lambda p: (p.ending == "exit" and p.exit_code != 0
+                                           and p.steps[-1].implicit_end),
+    "optional step fails, run goes on": lambda p: any(
+        s.fails and not s.spec.failure.fatal for s in p.steps),
+    "fatal STEP_ERROR": lambda p: p.steps[-1].fails and p.steps[-1].spec.failure.fatal,
+}
+
+
+def test_seeded_plans_cover_every_behaviour_of_the_real_service():
+    found = {name: first_plan(predicate) for name, predicate in BEHAVIOURS.items()}
+    assert len(found) == len(BEHAVIOURS)
+
+
+def test_played_plans_store_what_the_real_service_stores(tmp_path):
+    root = tmp_path / "store"
+    played = [play(root, seed, script) for seed, script, _plan in seeded_plans(120)]
+    assert check_finished_executions(root) == len(played) == 120
+    check_artifacts(root)
+    statuses = {row for row in query(root, "SELECT status, exit_code FROM executions")}
+    assert {("completed", 0), ("failed", -15), ("failed", -1)} <= statuses
+    assert query(root, "SELECT count(*) FROM executions WHERE status = 'cancelled'") == [(0,)]
+
+
+def steps_of(root: Path, execution_id: str) -> list[tuple]:
+    return query(root, "SELECT name, status, exit_code, error_message FROM steps"
+                       " WHERE execution_id = ? ORDER BY step_index", (execution_id,))
+
+
+def execution_row(root: Path, execution_id: str) -> tuple:
+    (row,) = query(root, "SELECT status, exit_code, error_message, completed_steps, total_steps"
+                         " FROM executions WHERE id = ?", (execution_id,))
+    return row
+
+
+def test_a_cancel_is_stored_failed_with_exit_code_minus_15(tmp_path):
+    execution_id = play(tmp_path / "s", *first_plan(BEHAVIOURS["cancel"]))
+    status, code, error, _done, total = execution_row(tmp_path / "s", execution_id)
+    assert (status, code, error) == ("failed", -15, None)
+    assert steps_of(tmp_path / "s", execution_id)[-1][1:3] == ("running", None)
+
+
+def test_a_cancel_in_a_stop_on_error_step_is_stored_as_that_step_failing(tmp_path):
+    execution_id = play(tmp_path / "s", *first_plan(BEHAVIOURS["cancel in a stop_on_error step"]))
+    status, code, error, _done, _total = execution_row(tmp_path / "s", execution_id)
+    last = steps_of(tmp_path / "s", execution_id)[-1]
+    assert (status, code) == ("failed", 1)
+    assert error == f"Critical step failed with exit code -15: {last[0]}"
+    assert last[1] == "running"
+
+
+def test_a_timeout_is_stored_failed_with_exit_code_minus_1(tmp_path):
+    execution_id = play(tmp_path / "s", *first_plan(BEHAVIOURS["timeout"]))
+    assert execution_row(tmp_path / "s", execution_id)[:3] == ("failed", -1, "Execution timed out")
+    assert steps_of(tmp_path / "s", execution_id)[-1][1] == "running"
+
+
+def test_a_step_ended_by_the_next_step_start_stays_running(tmp_path):
+    seed, script = first_plan(lambda p: BEHAVIOURS["implicit end by the next STEP_START"](p)
+                              and p.ending == "exit" and p.exit_code == 0)
+    execution_id = play(tmp_path / "s", seed, script)
+    status, code, _error, done, total = execution_row(tmp_path / "s", execution_id)
+    steps = steps_of(tmp_path / "s", execution_id)
+    assert (status, code) == ("completed", 0)
+    assert "running" in [s[1] for s in steps[:-1]]
+    assert total == len(steps) and done == sum(s[1] == "completed" for s in steps) < total
+
+
+def test_a_crash_leaves_its_last_step_running_inside_a_failed_execution(tmp_path):
+    seed, script = first_plan(lambda p: BEHAVIOURS["crash without STEP_ERROR"](p)
+                              and not critical(p.steps[-1]))
+    execution_id = play(tmp_path / "s", seed, script)
+    status, code, error, _done, _total = execution_row(tmp_path / "s", execution_id)
+    assert status == "failed" and code in (1, 2, 137) and error is None
+    assert steps_of(tmp_path / "s", execution_id)[-1][1] == "running"
+
+
+# ----------------------------------------------------------------------------- demo stores only
+
+
+def test_the_demo_writer_refuses_a_store_it_did_not_create(fixture_store):
+    database = fixture_store / "database" / "stepflow.db"
+    before = database.read_bytes()
+    for target in (fixture_store, fixture_store / "database"):
+        result = subprocess.run(
+            [sys.executable, "-m", "stepflow_top", "--demo-writer", str(target),
+             "--seconds", "1"], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "did not create" in lines[0], result.stderr
+        assert not (target / MARKER_NAME).exists()
+    assert database.read_bytes() == before
+    assert not (fixture_store / "database" / "stepflow.db-wal").exists()
+    assert not (fixture_store / "database" / "database").exists()
+    with pytest.raises(ForeignStoreError):
+        run(fixture_store, seconds=0)
+    with pytest.raises(ForeignStoreError):
+        populate(fixture_store, executions=1)
+
+
+def test_a_store_the_demo_made_is_marked_and_written_again_after_a_restart(tmp_path):
+    root = tmp_path / "demo"
+    run(root, seconds=0.3, speed=10, seed=1)
+    first = query(root, "SELECT count(*) FROM executions")[0][0]
+    assert (root / MARKER_NAME).is_file() and first >= 1
+    run(root, seconds=0.3, speed=10, seed=2)
+    assert query(root, "SELECT count(*) FROM executions")[0][0] > first
 
 
 # ----------------------------------------------------------------------------- live process
@@ -276,6 +484,8 @@ def test_a_live_writer_process_looks_like_the_real_service(tmp_path, fixture_dat
     assert "Traceback" not in stderr
     # The writer closed its connection: SQLite checkpointed and deleted -wal/-shm.
     assert not (root / "database" / "stepflow.db-wal").exists()
+    # Like the real service's shutdown, SIGTERM saved every run in flight 'running'.
+    assert query(root, "SELECT count(*) FROM executions WHERE status = 'pending'") == [(0,)]
     assert normalised_schema(db_path(root)) == normalised_schema(fixture_database)
     assert check_finished_executions(root) >= 2
     check_artifacts(root)
@@ -297,3 +507,18 @@ def test_the_writer_exits_cleanly_on_sigint(tmp_path):
             process.wait()
     assert process.returncode == 0, stderr
     assert b"Traceback" not in stderr and b"KeyboardInterrupt" not in stderr
+
+
+def test_a_hang_up_ends_the_writer_cleanly_leaving_its_runs_pending(tmp_path):
+    root = tmp_path / "live"
+    process = WriterProcess(root, speed=2, seed=5)
+    try:
+        wait_for(lambda: live_pending_with_running_step(root), timeout=15)
+        process.process.send_signal(signal.SIGHUP)
+        code = process.process.wait(timeout=10)
+    finally:
+        process.stop()
+    stderr = process.process.stderr.read().decode("utf-8", "replace")
+    assert code == 0 and "Traceback" not in stderr, stderr
+    assert not (root / "database" / "stepflow.db-wal").exists()
+    assert query(root, "SELECT count(*) FROM executions WHERE status = 'running'") == [(0,)]

@@ -185,7 +185,7 @@ def run(root: Path | str, *, seconds: float | None = None, speed: float = 1.0,
     more when its first marker comes late, about 40 s more when a step stalls) and a new
     one starts every 1-10 s while fewer than two run; ``speed`` 2 runs everything twice as
     fast. ``save_style`` is ``"replace"`` (the real service's ``INSERT OR REPLACE``) or
-    ``"update"`` (plain ``UPDATE``\ s that keep rowids).
+    ``"update"`` (plain ``UPDATE`` statements that keep rowids).
 
     ``seconds`` is wall-clock seconds to run (``None``: until ``stop`` is set); ``stop``
     ends the run within one scheduler wait (it is waited on, never polled with
