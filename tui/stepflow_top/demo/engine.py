@@ -210,12 +210,11 @@ class Engine:
         run.current.lines.append(log_line(now_iso(), text))
         return run.current
 
-    def meta(self, run: RunState, key: str, value: object, *,
-             step: StepState | None = None) -> None:
-        """``META:key:value``: set it in the step's metadata (default: the current step)
-        and save the step; with no step it goes to the execution's metadata, which is
-        saved with the execution's next save."""
-        step = step if step is not None else run.current
+    def meta(self, run: RunState, key: str, value: object) -> None:
+        """``META:key:value``: set it in the current step's metadata and save the step;
+        with no current step it goes to the execution's metadata, which is saved with the
+        execution's next save."""
+        step = run.current
         if step is None:
             run.metadata[key] = value
             run.row["metadata"] = to_json(run.metadata)
