@@ -6,8 +6,6 @@ must never write to a store it did not create."""
 
 from __future__ import annotations
 
-import random
-import re
 import shutil
 import signal
 import sqlite3
@@ -20,41 +18,16 @@ from urllib.parse import quote
 import pytest
 
 from stepflow_top.demo import scripts
-from stepflow_top.demo.catalogue import plan_execution
-from stepflow_top.demo.engine import Engine
 from stepflow_top.demo.marker import MARKER_NAME, ForeignStoreError
-from stepflow_top.demo.service import _Service
-from stepflow_top.demo.writer import open_store, populate, run
+from stepflow_top.demo.writer import populate, run
 
 from conftest import FIXTURE, WriterProcess, wait_for
+from store_checks import TIMESTAMP, check_artifacts, check_finished_executions, db_path, query
 
-TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}$")
-LOG_LINE = re.compile(rb"^\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\] ")
-LOG_NAME = re.compile(r"^step_(\d+)_([0-9a-f-]{36})\.log$")
 FINAL = ("completed", "failed")
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def db_path(root: Path) -> Path:
-    return root / "database" / "stepflow.db"
-
-
-def read_only(root: Path) -> sqlite3.Connection:
-    """A monitor-style connection: mode=ro, no transaction kept open between queries."""
-    uri = "file:" + quote(str(db_path(root).resolve())) + "?mode=ro"
-    conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=5.0)
-    conn.execute("PRAGMA query_only=1")
-    return conn
-
-
-def query(root: Path, sql: str, params: tuple = ()) -> list[tuple]:
-    conn = read_only(root)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
 
 
 def normalised_schema(database: Path) -> list[tuple[str, str, str, str | None]]:
@@ -81,80 +54,6 @@ def fixture_database(tmp_path_factory) -> Path:
     target = tmp_path_factory.mktemp("fixture") / "stepflow.db"
     shutil.copyfile(source, target)
     return target
-
-
-def check_step_logs(root: Path, execution_id: str, steps: list[tuple]) -> None:
-    """A saved step's log holds well-formed lines; a step saved with no output yet (or a
-    running one whose output came after its last save) may have no file."""
-    for step_id, index, status, *_ in steps:
-        log = root / "executions" / execution_id / f"step_{index}_{step_id}.log"
-        if status == "running" and not log.exists():
-            continue
-        lines = log.read_bytes().split(b"\n")
-        assert lines[-1] == b"" and len(lines) > 1
-        assert all(LOG_LINE.match(line) for line in lines[:-1])
-
-
-def check_finished_executions(root: Path) -> int:
-    """Assert what the real service's rules imply for every finished execution; return
-    how many there are."""
-    conn = read_only(root)
-    try:
-        executions = conn.execute(
-            "SELECT id, status, exit_code, error_message, created_at, started_at,"
-            " completed_at, total_steps, completed_steps, current_step_index"
-            " FROM executions WHERE status IN ('completed', 'failed')").fetchall()
-        for (execution_id, status, exit_code, error, created, started, completed,
-             total, done, current) in executions:
-            steps = conn.execute(
-                "SELECT id, step_index, status, exit_code, error_message, name, stop_on_error,"
-                " created_at, started_at, completed_at FROM steps WHERE execution_id = ?"
-                " ORDER BY step_index", (execution_id,)).fetchall()
-            assert [s[1] for s in steps] == list(range(len(steps)))
-            # total_steps counts STEP_START, completed_steps only STEP_COMPLETE markers.
-            assert total == len(steps) and current == len(steps) - 1
-            assert done == sum(1 for s in steps if s[2] == "completed")
-            for stamp in (created, started, completed):
-                assert TIMESTAMP.match(stamp), stamp
-            assert created <= started <= completed
-            for _id, _index, step_status, step_code, step_error, *_rest, end in steps:
-                assert step_status in ("completed", "failed", "running")
-                assert (end is None) == (step_status == "running")
-                if step_status == "completed":
-                    assert step_code == 0 and step_error is None
-                if step_status == "failed":
-                    assert step_code == 1 and step_error  # STEP_ERROR
-            last = steps[-1] if steps else None
-            if status == "completed":
-                assert exit_code == 0
-            elif error is not None and error.startswith("Critical step failed"):
-                assert last is not None and last[6] == 1  # a stop_on_error step
-            else:
-                assert exit_code != 0
-            if exit_code == -15:  # a cancel: the step it interrupted stays running
-                assert last is not None and last[2] == "running" and error is None
-            if exit_code == -1:
-                assert error == "Execution timed out" and last[2] == "running"
-            check_step_logs(root, execution_id, steps)
-        for folder in (root / "executions").iterdir():
-            for log in folder.iterdir():
-                assert LOG_NAME.match(log.name), log
-        return len(executions)
-    finally:
-        conn.close()
-
-
-def check_artifacts(root: Path) -> None:
-    rows = query(root, "SELECT id, execution_id, name, file_path, file_name, file_size"
-                       " FROM artifacts")
-    for artifact_id, execution_id, name, file_path, file_name, size in rows:
-        stored = root / "artifacts" / execution_id / f"{artifact_id}_{name}"
-        if size:
-            assert Path(file_path) == stored.resolve()
-            assert stored.stat().st_size == size and file_name == name
-        else:
-            assert not stored.exists() and file_name == ""
-            assert not Path(file_path).is_relative_to(root)
 
 
 # ----------------------------------------------------------------------------- populate
@@ -290,129 +189,6 @@ def test_save_style_decides_whether_a_saved_row_keeps_its_rowid(tmp_path, style,
 def test_run_rejects_bad_arguments(tmp_path, kwargs):
     with pytest.raises(ValueError):
         run(tmp_path, **kwargs)
-
-
-# ----------------------------------------------------------------------------- plans
-
-
-def seeded_plans(count: int = 800):
-    """(seed, script, plan) for ``count`` seeds, every script in turn."""
-    for seed in range(count):
-        script = scripts.SCRIPTS[seed % len(scripts.SCRIPTS)]
-        yield seed, script, plan_execution(random.Random(seed), script)
-
-
-def first_plan(predicate) -> tuple[int, scripts.Script]:
-    for seed, script, plan in seeded_plans():
-        if predicate(plan):
-            return seed, script
-    pytest.fail("no seeded plan has the behaviour")
-
-
-def play(root: Path, seed: int, script: scripts.Script) -> str:
-    """Play the plan drawn from ``seed`` through the service with no waits (the delays it
-    yields are skipped); returns the execution id."""
-    conn = open_store(root)
-    try:
-        engine = Engine(root, conn, rng=random.Random(seed))
-        service = _Service(engine, random.Random(seed), 1.0, root.parent / "work")
-        rng = random.Random(seed)
-        plan = plan_execution(rng, script)
-        service.active = 1
-        execution = service.execution(plan, rng)
-        next(execution)  # the pending row is saved
-        (execution_id,) = engine.runs
-        for _delay in execution:
-            pass
-        return execution_id
-    finally:
-        conn.close()
-
-
-def critical(step) -> bool:
-    return "stop_on_error=true" in step.spec.params
-
-
-BEHAVIOURS = {
-    "late first marker": lambda p: p.first_marker_delay >= 3,
-    "implicit end by the next STEP_START": lambda p: any(s.implicit_end for s in p.steps[:-1]),
-    "cancel": lambda p: p.ending == "cancel" and not critical(p.steps[-1]),
-    "cancel in a stop_on_error step": lambda p: p.ending == "cancel" and critical(p.steps[-1]),
-    "timeout": lambda p: p.ending == "timeout" and not critical(p.steps[-1]),
-    "crash without STEP_ERROR": lambda p: (p.ending == "exit" and p.exit_code != 0
-                                           and p.steps[-1].implicit_end),
-    "optional step fails, run goes on": lambda p: any(
-        s.fails and not s.spec.failure.fatal for s in p.steps),
-    "fatal STEP_ERROR": lambda p: p.steps[-1].fails and p.steps[-1].spec.failure.fatal,
-}
-
-
-def test_seeded_plans_cover_every_behaviour_of_the_real_service():
-    found = {name: first_plan(predicate) for name, predicate in BEHAVIOURS.items()}
-    assert len(found) == len(BEHAVIOURS)
-
-
-def test_played_plans_store_what_the_real_service_stores(tmp_path):
-    root = tmp_path / "store"
-    played = [play(root, seed, script) for seed, script, _plan in seeded_plans(120)]
-    assert check_finished_executions(root) == len(played) == 120
-    check_artifacts(root)
-    statuses = {row for row in query(root, "SELECT status, exit_code FROM executions")}
-    assert {("completed", 0), ("failed", -15), ("failed", -1)} <= statuses
-    assert query(root, "SELECT count(*) FROM executions WHERE status = 'cancelled'") == [(0,)]
-
-
-def steps_of(root: Path, execution_id: str) -> list[tuple]:
-    return query(root, "SELECT name, status, exit_code, error_message FROM steps"
-                       " WHERE execution_id = ? ORDER BY step_index", (execution_id,))
-
-
-def execution_row(root: Path, execution_id: str) -> tuple:
-    (row,) = query(root, "SELECT status, exit_code, error_message, completed_steps, total_steps"
-                         " FROM executions WHERE id = ?", (execution_id,))
-    return row
-
-
-def test_a_cancel_is_stored_failed_with_exit_code_minus_15(tmp_path):
-    execution_id = play(tmp_path / "s", *first_plan(BEHAVIOURS["cancel"]))
-    status, code, error, _done, total = execution_row(tmp_path / "s", execution_id)
-    assert (status, code, error) == ("failed", -15, None)
-    assert steps_of(tmp_path / "s", execution_id)[-1][1:3] == ("running", None)
-
-
-def test_a_cancel_in_a_stop_on_error_step_is_stored_as_that_step_failing(tmp_path):
-    execution_id = play(tmp_path / "s", *first_plan(BEHAVIOURS["cancel in a stop_on_error step"]))
-    status, code, error, _done, _total = execution_row(tmp_path / "s", execution_id)
-    last = steps_of(tmp_path / "s", execution_id)[-1]
-    assert (status, code) == ("failed", 1)
-    assert error == f"Critical step failed with exit code -15: {last[0]}"
-    assert last[1] == "running"
-
-
-def test_a_timeout_is_stored_failed_with_exit_code_minus_1(tmp_path):
-    execution_id = play(tmp_path / "s", *first_plan(BEHAVIOURS["timeout"]))
-    assert execution_row(tmp_path / "s", execution_id)[:3] == ("failed", -1, "Execution timed out")
-    assert steps_of(tmp_path / "s", execution_id)[-1][1] == "running"
-
-
-def test_a_step_ended_by_the_next_step_start_stays_running(tmp_path):
-    seed, script = first_plan(lambda p: BEHAVIOURS["implicit end by the next STEP_START"](p)
-                              and p.ending == "exit" and p.exit_code == 0)
-    execution_id = play(tmp_path / "s", seed, script)
-    status, code, _error, done, total = execution_row(tmp_path / "s", execution_id)
-    steps = steps_of(tmp_path / "s", execution_id)
-    assert (status, code) == ("completed", 0)
-    assert "running" in [s[1] for s in steps[:-1]]
-    assert total == len(steps) and done == sum(s[1] == "completed" for s in steps) < total
-
-
-def test_a_crash_leaves_its_last_step_running_inside_a_failed_execution(tmp_path):
-    seed, script = first_plan(lambda p: BEHAVIOURS["crash without STEP_ERROR"](p)
-                              and not critical(p.steps[-1]))
-    execution_id = play(tmp_path / "s", seed, script)
-    status, code, error, _done, _total = execution_row(tmp_path / "s", execution_id)
-    assert status == "failed" and code in (1, 2, 137) and error is None
-    assert steps_of(tmp_path / "s", execution_id)[-1][1] == "running"
 
 
 # ----------------------------------------------------------------------------- demo stores only
