@@ -59,6 +59,8 @@ def critical(step) -> bool:
 BEHAVIOURS = {
     "late first marker": lambda p: p.first_marker_delay >= 3,
     "implicit end by the next STEP_START": lambda p: any(s.implicit_end for s in p.steps[:-1]),
+    "implicit end by the exit": lambda p: (p.ending == "exit" and p.exit_code == 0
+                                           and p.steps[-1].implicit_end),
     "cancel": lambda p: p.ending == "cancel" and not critical(p.steps[-1]),
     "cancel in a stop_on_error step": lambda p: p.ending == "cancel" and critical(p.steps[-1]),
     "timeout": lambda p: p.ending == "timeout" and not critical(p.steps[-1]),
