@@ -197,17 +197,20 @@ def test_run_rejects_bad_arguments(tmp_path, kwargs):
 def test_the_demo_writer_refuses_a_store_it_did_not_create(fixture_store):
     database = fixture_store / "database" / "stepflow.db"
     before = database.read_bytes()
-    for target in (fixture_store, fixture_store / "database"):
+    for target in (fixture_store, fixture_store / "database", database,
+                   fixture_store / "executions"):
         result = subprocess.run(
             [sys.executable, "-m", "stepflow_top", "--demo-writer", str(target),
              "--seconds", "1"], capture_output=True, text=True, timeout=60)
         assert result.returncode == 2, result.stderr
         lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and "did not create" in lines[0], result.stderr
+        assert len(lines) == 1 and "only writes to a new or empty folder" in lines[0]
         assert not (target / MARKER_NAME).exists()
     assert database.read_bytes() == before
     assert not (fixture_store / "database" / "stepflow.db-wal").exists()
-    assert not (fixture_store / "database" / "database").exists()
+    assert sorted(p.name for p in fixture_store.rglob("*")
+                  if p.is_dir() and p.name in ("database", "executions")) == [
+        "database", "executions"]
     with pytest.raises(ForeignStoreError):
         run(fixture_store, seconds=0)
     with pytest.raises(ForeignStoreError):

@@ -3,8 +3,7 @@
 Pointed at a real StepFlow store, the demo writer used to append simulated runs to it.
 Every root the demo creates carries a marker file, :data:`MARKER_NAME`, beside
 ``database/``: a file, so that the schema stays the real service's and the mark survives
-restarts. :func:`claim_root` refuses a folder that holds a store (or a store's folders)
-without it. Standard library only.
+restarts. :func:`claim_root` refuses any file, and any non-empty folder without it. Standard library only.
 """
 
 from __future__ import annotations
@@ -27,22 +26,26 @@ _STORE_ENTRIES = ("database", "executions", "artifacts", "stepflow.db")
 
 
 class ForeignStoreError(Exception):
-    """The folder holds a store the demo did not create; ``str()`` is one line for people."""
+    """The path is a file, or a folder holding a store the demo did not create; ``str()``
+    is one line for people."""
 
 
 def claim_root(root: Path | str) -> Path:
     """Make sure the demo may write to ``root``, marking it when the demo creates it.
 
-    A folder that does not exist yet, or holds none of ``database/``, ``executions/``,
-    ``artifacts/`` and ``stepflow.db``, is created (``mkdir -p``) and marked. A folder
-    that already carries the marker is the demo's own (a restart). Returns ``root`` as a
-    ``Path``.
+    A folder that does not exist yet, or is empty, is created (``mkdir -p``) and marked.
+    A folder that already carries the marker is the demo's own (a restart). Returns
+    ``root`` as a ``Path``.
 
-    Raises :class:`ForeignStoreError` when ``root`` holds any of those entries without the
-    marker (a real store, a store's ``database/`` folder, or a demo store made before
-    stores were marked), and ``OSError`` when the folder cannot be created or marked.
+    Raises :class:`ForeignStoreError`, saying what it found, when ``root`` is a file (say,
+    a store's ``stepflow.db``) or a non-empty folder without the marker: a real store, a
+    store's ``database/`` or ``executions/`` folder, a demo store made before stores were
+    marked, anything else. Raises ``OSError`` when the folder cannot be created or marked.
     """
     root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise ForeignStoreError(f"{root} is a file, not a folder; the demo writer only "
+                                f"writes to a new or empty folder")
     marker = root / MARKER_NAME
     if marker.is_file():
         return root
@@ -51,6 +54,10 @@ def claim_root(root: Path | str) -> Path:
         raise ForeignStoreError(
             f"{root} holds a StepFlow store the demo did not create ({found[0]} without "
             f"{MARKER_NAME}); the demo writer only writes to a new or empty folder")
+    if root.is_dir() and any(root.iterdir()):
+        raise ForeignStoreError(
+            f"{root} is not empty and the demo did not create it (no {MARKER_NAME}); the "
+            f"demo writer only writes to a new or empty folder")
     root.mkdir(parents=True, exist_ok=True)
     # The marker is written before the database exists: a crash in between leaves a
     # marked root with no store, never an unmarked store of ours.

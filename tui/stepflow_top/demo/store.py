@@ -19,7 +19,8 @@ What is reproduced from the real service (see ``STEPFLOW_STORE.md`` and the
 * Timestamps are local time, ISO-8601 without zone, with microseconds
   (``2026-11-21T19:55:36.733484``), in rows and at the start of every log line.
 
-Used by :mod:`.service` (the live writer) and :mod:`.bulk` (:func:`~.bulk.populate`).
+Used by :mod:`.engine` (the live service's saves) and :mod:`.bulk`
+(:func:`~.bulk.populate`).
 Standard library only.
 """
 
