@@ -44,7 +44,7 @@ _HOSTS = ("worker-1", "worker-2", "build-01")
 #: Probabilities per execution (per step for an implicit end) of the rarer behaviours.
 _LATE_FIRST_MARKER_PROBABILITY = 0.15
 _LATE_FIRST_MARKER_SECONDS = (3.0, 8.0)
-_IMPLICIT_END_PROBABILITY = 0.12
+_IMPLICIT_END_PROBABILITY = 0.07
 _CANCEL_PROBABILITY = 0.04
 _TIMEOUT_PROBABILITY = 0.03
 _CRASH_PROBABILITY = 0.04
