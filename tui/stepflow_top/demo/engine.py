@@ -166,16 +166,16 @@ class Engine:
               environment: dict[str, str] | None = None, user: str | None = None,
               tags: Iterable[str] = (), metadata: dict[str, object] | None = None) -> RunState:
         """Create a run: its row is saved ``pending`` (``started_at`` NULL, totals 0)."""
+        metadata = dict(metadata or {})
         row: dict[str, object] = {
             "id": uuid4(self.rng), "name": name, "command": command,
             "working_directory": working_directory, "status": "pending", "exit_code": None,
             "error_message": None, "created_at": now_iso(), "started_at": None,
             "completed_at": None, "environment": to_json(environment or {}),
             "user_name": user, "tags": to_json(list(tags)), "total_steps": 0,
-            "completed_steps": 0, "current_step_index": -1, "metadata": "{}",
+            "completed_steps": 0, "current_step_index": -1, "metadata": to_json(metadata),
         }
-        run = RunState(row, metadata=dict(metadata or {}))
-        row["metadata"] = to_json(run.metadata)
+        run = RunState(row, metadata=metadata)
         self.saver.save("executions", row)
         # In memory the run starts at once (no queue); the row says so only at the end.
         row.update(status="running", started_at=now_iso())
@@ -187,7 +187,7 @@ class Engine:
         re-saved. Returns the new step (its index is ``row["step_index"]``)."""
         name, params = parse_step_marker(marker)
         created = now_iso()
-        index = int(run.row["total_steps"])  # type: ignore[call-overload]
+        index = len(run.steps)
         step = StepState({
             "id": uuid4(self.rng), "execution_id": run.id, "name": name, "description": "",
             "step_index": index, "status": "running", "exit_code": None,
@@ -230,7 +230,8 @@ class Engine:
         step = self._current(run, "STEP_COMPLETE")
         step.row.update(status="completed", exit_code=0, completed_at=now_iso())
         self._save_step(step)
-        run.row["completed_steps"] = int(run.row["completed_steps"]) + 1  # type: ignore[call-overload]
+        # Only STEP_COMPLETE saves a step 'completed', so this counts those markers.
+        run.row["completed_steps"] = sum(s.row["status"] == "completed" for s in run.steps)
         run.current = None
         return step
 
