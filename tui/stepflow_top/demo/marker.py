@@ -3,7 +3,8 @@
 Pointed at a real StepFlow store, the demo writer used to append simulated runs to it.
 Every root the demo creates carries a marker file, :data:`MARKER_NAME`, beside
 ``database/``: a file, so that the schema stays the real service's and the mark survives
-restarts. :func:`claim_root` refuses any file, and any non-empty folder without it. Standard library only.
+restarts. :func:`claim_root` refuses any file, and any non-empty folder without it.
+Standard library only.
 """
 
 from __future__ import annotations
