@@ -1,10 +1,11 @@
 """The demo writer against real files: it must write a store the way the real StepFlow
 Monitor service does (schema, pragmas, the two-save execution row, whole-file log
-rewrites), live in a separate process, and in bulk for benchmarks."""
+rewrites, implicit step ends, cancels and timeouts stored as failed, in-flight runs saved
+``running`` on shutdown), live in a separate process, and in bulk for benchmarks; and it
+must never write to a store it did not create."""
 
 from __future__ import annotations
 
-import re
 import shutil
 import signal
 import sqlite3
@@ -16,38 +17,17 @@ from urllib.parse import quote
 
 import pytest
 
-from stepflow_top.demo import catalogue
+from stepflow_top.demo import scripts
+from stepflow_top.demo.marker import MARKER_NAME, ForeignStoreError
 from stepflow_top.demo.writer import populate, run
 
 from conftest import FIXTURE, WriterProcess, wait_for
+from store_checks import TIMESTAMP, check_artifacts, check_finished_executions, db_path, query
 
-TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}$")
-LOG_LINE = re.compile(rb"^\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\] ")
-LOG_NAME = re.compile(r"^step_(\d+)_([0-9a-f-]{36})\.log$")
 FINAL = ("completed", "failed")
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def db_path(root: Path) -> Path:
-    return root / "database" / "stepflow.db"
-
-
-def read_only(root: Path) -> sqlite3.Connection:
-    """A monitor-style connection: mode=ro, no transaction kept open between queries."""
-    uri = "file:" + quote(str(db_path(root).resolve())) + "?mode=ro"
-    conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=5.0)
-    conn.execute("PRAGMA query_only=1")
-    return conn
-
-
-def query(root: Path, sql: str, params: tuple = ()) -> list[tuple]:
-    conn = read_only(root)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
 
 
 def normalised_schema(database: Path) -> list[tuple[str, str, str, str | None]]:
@@ -74,62 +54,6 @@ def fixture_database(tmp_path_factory) -> Path:
     target = tmp_path_factory.mktemp("fixture") / "stepflow.db"
     shutil.copyfile(source, target)
     return target
-
-
-def check_finished_executions(root: Path) -> int:
-    """Assert what must hold for every finished execution; return how many there are."""
-    conn = read_only(root)
-    try:
-        executions = conn.execute(
-            "SELECT id, status, exit_code, error_message, created_at, started_at,"
-            " completed_at, total_steps, completed_steps, current_step_index"
-            " FROM executions WHERE status IN ('completed', 'failed')").fetchall()
-        for (execution_id, status, exit_code, error, created, started, completed,
-             total, done, current) in executions:
-            steps = conn.execute(
-                "SELECT id, step_index, status, exit_code, error_message, created_at,"
-                " started_at, completed_at FROM steps WHERE execution_id = ?"
-                " ORDER BY step_index", (execution_id,)).fetchall()
-            assert [s[1] for s in steps] == list(range(len(steps)))
-            assert total == len(steps)
-            assert done == sum(1 for s in steps if s[2] == "completed")
-            assert current == len(steps) - 1
-            for stamp in (created, started, completed):
-                assert TIMESTAMP.match(stamp), stamp
-            assert created <= started <= completed
-            if status == "completed":
-                assert exit_code == 0 and error is None
-                assert all(s[2] == "completed" and s[3] == 0 for s in steps)
-            else:
-                assert exit_code not in (0, None) and error
-                assert steps[-1][2] == "failed" and steps[-1][3] == exit_code
-                assert steps[-1][4]
-                assert all(s[2] == "completed" for s in steps[:-1])
-            for step_id, index, _status, _code, _error, *stamps in steps:
-                assert all(TIMESTAMP.match(stamp) for stamp in stamps)
-                log = root / "executions" / execution_id / f"step_{index}_{step_id}.log"
-                lines = log.read_bytes().split(b"\n")
-                assert lines[-1] == b"" and len(lines) > 1
-                assert all(LOG_LINE.match(line) for line in lines[:-1])
-        for folder in (root / "executions").iterdir():
-            for log in folder.iterdir():
-                assert LOG_NAME.match(log.name), log
-        return len(executions)
-    finally:
-        conn.close()
-
-
-def check_artifacts(root: Path) -> None:
-    rows = query(root, "SELECT id, execution_id, name, file_path, file_name, file_size"
-                       " FROM artifacts")
-    for artifact_id, execution_id, name, file_path, file_name, size in rows:
-        stored = root / "artifacts" / execution_id / f"{artifact_id}_{name}"
-        if size:
-            assert Path(file_path) == stored.resolve()
-            assert stored.stat().st_size == size and file_name == name
-        else:
-            assert not stored.exists() and file_name == ""
-            assert not Path(file_path).is_relative_to(root)
 
 
 # ----------------------------------------------------------------------------- populate
@@ -222,21 +146,84 @@ def test_run_returns_when_stop_is_set(tmp_path):
     assert not thread.is_alive() and len(result) == 1
 
 
-@pytest.mark.parametrize("kwargs", [{"speed": 0}, {"speed": -1}, {"seconds": -1}])
+def test_the_catalogue_exercises_literal_text_handling():
+    texts = [line for script in scripts.SCRIPTS for spec in script.steps
+             for line in spec.lines + (spec.failure.lines if spec.failure else ())]
+    assert any("\x1b[" in t for t in texts if isinstance(t, str))
+    assert any("[bold]" in t for t in texts if isinstance(t, str))
+    assert any("[@click=" in t for t in texts if isinstance(t, str))
+    for line in scripts.INVALID_UTF8_LINES:
+        with pytest.raises(UnicodeDecodeError):
+            line.decode("utf-8")
+
+
+def test_run_saves_the_runs_in_flight_running_when_it_ends(tmp_path):
+    # At speed 1 the first run is still in flight after one second (its actions are due in
+    # virtual time: nothing due after the deadline runs, however late the loop is).
+    run(tmp_path, seconds=1.0, speed=1, seed=3)
+    rows = query(tmp_path, "SELECT status, started_at, completed_at, exit_code FROM executions")
+    assert rows and all(status == "running" and TIMESTAMP.match(started)
+                        and completed is None and code is None
+                        for status, started, completed, code in rows)
+
+
+def test_run_after_a_hang_up_leaves_the_runs_in_flight_pending(tmp_path):
+    hang_up = threading.Event()
+    hang_up.set()
+    run(tmp_path, seconds=1.0, speed=1, seed=3, hang_up=hang_up)
+    rows = query(tmp_path, "SELECT status, started_at, total_steps FROM executions")
+    assert rows == [("pending", None, 0)] * len(rows) and rows
+
+
+@pytest.mark.parametrize("style, same_rowids", [("update", True), ("replace", False)])
+def test_save_style_decides_whether_a_saved_row_keeps_its_rowid(tmp_path, style, same_rowids):
+    run(tmp_path, seconds=1.5, speed=10, seed=7, save_style=style)
+    for table in ("executions", "steps"):
+        (count, top), = query(tmp_path, f"SELECT count(*), max(rowid) FROM {table}")
+        # UPDATE keeps the rowid of the first INSERT; INSERT OR REPLACE takes a new one.
+        assert (top == count) is same_rowids, (table, count, top)
+
+
+@pytest.mark.parametrize("kwargs", [{"speed": 0}, {"speed": -1}, {"seconds": -1},
+                                    {"save_style": "upsert"}])
 def test_run_rejects_bad_arguments(tmp_path, kwargs):
     with pytest.raises(ValueError):
         run(tmp_path, **kwargs)
 
 
-def test_the_catalogue_exercises_literal_text_handling():
-    texts = [line for script in catalogue.SCRIPTS for spec in script.steps
-             for line in spec.lines + (spec.failure.lines if spec.failure else ())]
-    assert any("\x1b[" in t for t in texts if isinstance(t, str))
-    assert any("[bold]" in t for t in texts if isinstance(t, str))
-    assert any("[@click=" in t for t in texts if isinstance(t, str))
-    for line in catalogue.INVALID_UTF8_LINES:
-        with pytest.raises(UnicodeDecodeError):
-            line.decode("utf-8")
+# ----------------------------------------------------------------------------- demo stores only
+
+
+def test_the_demo_writer_refuses_a_store_it_did_not_create(fixture_store):
+    database = fixture_store / "database" / "stepflow.db"
+    before = database.read_bytes()
+    for target in (fixture_store, fixture_store / "database", database,
+                   fixture_store / "executions"):
+        result = subprocess.run(
+            [sys.executable, "-m", "stepflow_top", "--demo-writer", str(target),
+             "--seconds", "1"], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "only writes to a new or empty folder" in lines[0]
+        assert not (target / MARKER_NAME).exists()
+    assert database.read_bytes() == before
+    assert not (fixture_store / "database" / "stepflow.db-wal").exists()
+    assert sorted(p.name for p in fixture_store.rglob("*")
+                  if p.is_dir() and p.name in ("database", "executions")) == [
+        "database", "executions"]
+    with pytest.raises(ForeignStoreError):
+        run(fixture_store, seconds=0)
+    with pytest.raises(ForeignStoreError):
+        populate(fixture_store, executions=1)
+
+
+def test_a_store_the_demo_made_is_marked_and_written_again_after_a_restart(tmp_path):
+    root = tmp_path / "demo"
+    run(root, seconds=0.3, speed=10, seed=1)
+    first = query(root, "SELECT count(*) FROM executions")[0][0]
+    assert (root / MARKER_NAME).is_file() and first >= 1
+    run(root, seconds=0.3, speed=10, seed=2)
+    assert query(root, "SELECT count(*) FROM executions")[0][0] > first
 
 
 # ----------------------------------------------------------------------------- live process
@@ -276,6 +263,8 @@ def test_a_live_writer_process_looks_like_the_real_service(tmp_path, fixture_dat
     assert "Traceback" not in stderr
     # The writer closed its connection: SQLite checkpointed and deleted -wal/-shm.
     assert not (root / "database" / "stepflow.db-wal").exists()
+    # Like the real service's shutdown, SIGTERM saved every run in flight 'running'.
+    assert query(root, "SELECT count(*) FROM executions WHERE status = 'pending'") == [(0,)]
     assert normalised_schema(db_path(root)) == normalised_schema(fixture_database)
     assert check_finished_executions(root) >= 2
     check_artifacts(root)
@@ -297,3 +286,18 @@ def test_the_writer_exits_cleanly_on_sigint(tmp_path):
             process.wait()
     assert process.returncode == 0, stderr
     assert b"Traceback" not in stderr and b"KeyboardInterrupt" not in stderr
+
+
+def test_a_hang_up_ends_the_writer_cleanly_leaving_its_runs_pending(tmp_path):
+    root = tmp_path / "live"
+    process = WriterProcess(root, speed=2, seed=5)
+    try:
+        wait_for(lambda: live_pending_with_running_step(root), timeout=15)
+        process.process.send_signal(signal.SIGHUP)
+        code = process.process.wait(timeout=10)
+    finally:
+        process.stop()
+    stderr = process.process.stderr.read().decode("utf-8", "replace")
+    assert code == 0 and "Traceback" not in stderr, stderr
+    assert not (root / "database" / "stepflow.db-wal").exists()
+    assert query(root, "SELECT count(*) FROM executions WHERE status = 'running'") == [(0,)]

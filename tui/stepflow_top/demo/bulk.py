@@ -12,7 +12,8 @@ import sqlite3
 import time
 from pathlib import Path
 
-from .catalogue import SCRIPTS, Script
+from .marker import claim_root
+from .scripts import SCRIPTS, Script
 from .store import (
     INSERT_ARTIFACT,
     INSERT_EXECUTION,
@@ -49,7 +50,9 @@ def populate(root: Path | str, *, executions: int, steps_per_execution: int = 4,
     escape line, a Rich-markup-like line and a line with invalid UTF-8. Bulk rows have no
     log files.
 
-    Uses the same schema and pragmas as :func:`run` (an existing store is appended to) and
+    Uses the same schema and pragmas as :func:`run` (a store the demo created is appended
+    to; any other raises :class:`.marker.ForeignStoreError`, see
+    :func:`.marker.claim_root`) and
     ``executemany`` in large transactions: 100 000 executions with 400 000 steps take
     seconds. ``seed`` makes ids and contents reproducible. The connection is closed at the
     end (``-wal``/``-shm`` are checkpointed and removed).
@@ -61,7 +64,7 @@ def populate(root: Path | str, *, executions: int, steps_per_execution: int = 4,
         raise ValueError("executions and running must not be negative")
     if steps_per_execution < 1:
         raise ValueError("steps_per_execution must be at least 1")
-    root = Path(root)
+    root = claim_root(root)
     rng = random.Random(seed)
     conn = open_store(root)
     try:

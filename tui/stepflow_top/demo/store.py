@@ -13,11 +13,14 @@ What is reproduced from the real service (see ``STEPFLOW_STORE.md`` and the
 * One long-lived connection with the service's pragmas (:data:`STARTUP_PRAGMAS`), then
   ``PRAGMA wal_checkpoint(TRUNCATE)``.
 * Every save is one ``INSERT OR REPLACE`` followed by a commit, so a replaced row gets a
-  new rowid each time.
+  new rowid each time (:class:`Saver` with style ``replace``). Style ``update`` saves
+  with a plain ``UPDATE`` once the row exists, keeping its rowid, as another service
+  version or a repair script would.
 * Timestamps are local time, ISO-8601 without zone, with microseconds
   (``2026-11-21T19:55:36.733484``), in rows and at the start of every log line.
 
-Used by :mod:`.service` (the live writer) and :mod:`.bulk` (:func:`~.bulk.populate`).
+Used by :mod:`.engine` (the live service's saves) and :mod:`.bulk`
+(:func:`~.bulk.populate`).
 Standard library only.
 """
 
@@ -37,10 +40,13 @@ __all__ = [
     "INSERT_ARTIFACT",
     "INSERT_EXECUTION",
     "INSERT_STEP",
+    "SAVE_STYLES",
     "SCHEMA",
     "STARTUP_PRAGMAS",
     "STEP_COLUMNS",
+    "TABLE_COLUMNS",
     "FastIso",
+    "Saver",
     "iso_from_epoch",
     "log_line",
     "now_iso",
@@ -158,6 +164,63 @@ def _insert_sql(table: str, columns: Sequence[str]) -> str:
 INSERT_EXECUTION = _insert_sql("executions", EXECUTION_COLUMNS)
 INSERT_STEP = _insert_sql("steps", STEP_COLUMNS)
 INSERT_ARTIFACT = _insert_sql("artifacts", ARTIFACT_COLUMNS)
+
+#: The columns of each table, in the order the service lists them in its saves.
+TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "executions": EXECUTION_COLUMNS, "steps": STEP_COLUMNS, "artifacts": ARTIFACT_COLUMNS,
+}
+#: How rows are saved: ``replace`` (the real service) or ``update`` (rowid kept).
+SAVE_STYLES = ("replace", "update")
+
+
+class Saver:
+    """Saves whole rows on ``conn``, one transaction (one commit) per save.
+
+    ``style`` is ``"replace"``: ``INSERT OR REPLACE``, as the real service does (SQLite
+    deletes and re-inserts the row, so it gets a new rowid each save); or ``"update"``: a
+    plain ``UPDATE ... WHERE id = ?`` that keeps the rowid, with an ``INSERT`` the first
+    time a row is saved. The style may be changed between saves (attribute ``style``).
+    Raises ``ValueError`` for an unknown style.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, style: str = "replace") -> None:
+        self.conn = conn
+        self.style = style
+
+    @property
+    def style(self) -> str:
+        return self._style
+
+    @style.setter
+    def style(self, value: str) -> None:
+        if value not in SAVE_STYLES:
+            raise ValueError(f"save style must be one of {', '.join(SAVE_STYLES)}, not {value!r}")
+        self._style = value
+
+    def save(self, table: str, row: dict[str, object]) -> None:
+        """Save ``row`` (a value for every column of ``table``) and commit.
+
+        Raises ``KeyError`` for an unknown table or a missing column, ``sqlite3.Error`` when
+        SQLite refuses the write.
+        """
+        columns = TABLE_COLUMNS[table]
+        values = tuple(row[c] for c in columns)
+        if self._style == "replace":
+            self.conn.execute(_REPLACE[table], values)
+        else:
+            updated = self.conn.execute(_UPDATE[table], values[1:] + values[:1]).rowcount
+            if updated == 0:
+                self.conn.execute(_INSERT[table], values)
+        self.conn.commit()
+
+
+_REPLACE = {"executions": INSERT_EXECUTION, "steps": INSERT_STEP, "artifacts": INSERT_ARTIFACT}
+_INSERT = {table: sql.replace("INSERT OR REPLACE", "INSERT", 1) for table, sql in _REPLACE.items()}
+# Every column but id (the first) is set; id is the WHERE parameter, passed last.
+_UPDATE = {
+    table: f"UPDATE {table} SET {', '.join(f'{c} = ?' for c in columns[1:])} WHERE id = ?"
+    for table, columns in TABLE_COLUMNS.items()
+}
 
 
 def open_store(root: Path | str) -> sqlite3.Connection:
