@@ -11,6 +11,7 @@ local time with no zone (STEPFLOW_STORE.md "Time zone") and file times are absol
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -73,18 +74,21 @@ class WriterState:
 
 
 def process_started(pid: int) -> float | None:
-    """Start time of ``pid`` in unix seconds from ``/proc/PID/stat`` (field 22,
-    clock ticks since boot; proc(5)) and ``btime`` in ``/proc/stat``; None when
-    unknown (no /proc, the process is gone, or outside this pid namespace)."""
+    """Start time of ``pid`` in unix seconds, to a clock tick (10 ms): ``starttime``
+    from ``/proc/PID/stat`` (field 22, ticks since boot) against the seconds since boot
+    in ``/proc/uptime`` (proc(5); ``btime`` in /proc/stat is whole seconds, too coarse
+    to order a restart against the last save). None when unknown (no /proc, the
+    process is gone)."""
     if pid <= 0:
         return None
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             fields = handle.read().rsplit(b")", 1)[1].split()
-        with open("/proc/stat", "rb") as handle:
-            btime = next(int(line.split()[1]) for line in handle if line.startswith(b"btime"))
-        return btime + int(fields[19]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
+        with open("/proc/uptime", "rb") as handle:
+            uptime = float(handle.read().split()[0])
+        now = time.time()
+        return now - uptime + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
         return None
 
 
