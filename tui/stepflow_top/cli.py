@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --events or --demo-writer: stop after S seconds")
     parser.add_argument("--speed", type=float, default=1.0, metavar="X",
                         help="with --demo/--demo-writer: run the simulated scripts X times faster")
+    parser.add_argument("--save-style", choices=("replace", "update"), default="replace",
+                        help="with --demo/--demo-writer: how the simulated service saves rows "
+                        "(INSERT OR REPLACE as the real one, or UPDATE)")
     parser.add_argument("--poll", type=float, nargs="?", const=1.0, metavar="SECONDS",
                         help="poll every SECONDS (default 1) instead of watching for file "
                         "events, for filesystems without inotify")
@@ -137,7 +140,7 @@ def _fail(message: str) -> int:
 
 
 def _writer_argv(root: Path, args: argparse.Namespace) -> list[str]:
-    argv = [str(root), "--speed", str(args.speed)]
+    argv = [str(root), "--speed", str(args.speed), "--save-style", args.save_style]
     if args.seconds is not None:
         argv += ["--seconds", str(args.seconds)]
     return argv
@@ -365,7 +368,7 @@ def run_demo(args: argparse.Namespace) -> int:
     watch it, and remove the folder on exit."""
     root = Path(tempfile.mkdtemp(prefix="stepflow-demo-"))
     writer = subprocess.Popen(
-        [sys.executable, "-m", "stepflow_top.demo.writer", str(root), "--speed", str(args.speed)],
+        [sys.executable, "-m", "stepflow_top.demo.writer", *_writer_argv(root, args)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -158,8 +158,13 @@ class ExecutionsScreen(Screen):
 
     # -- paging ------------------------------------------------------------
     def on_data_table_row_highlighted(self, event: KeyedTable.RowHighlighted) -> None:
+        # Only the reader's own move loads more: new runs arriving above push the
+        # cursor down, and that must not grow the list by itself (it grew 50 → 750
+        # rows in 10 idle minutes).
         table = self.table
         limit = self.app.request.limit
+        if not table.moved_by_user(event):
+            return
         if table.row_count >= limit and event.cursor_row >= table.row_count - 3:
             self.app.set_request(limit=limit + PAGE)
             self._show_view_state()

@@ -42,6 +42,15 @@ class KeyedTable(DataTable):
     def __init__(self, columns: Sequence[tuple[str, str]], **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
         self._columns = columns
+        self._kept_at: int | None = None  # row the cursor was moved to by show_rows
+
+    def moved_by_user(self, event: DataTable.RowHighlighted) -> bool:
+        """Whether this highlight comes from the reader's own move, not from
+        ``show_rows`` keeping the cursor on its row while new rows arrive above."""
+        if self._kept_at is not None and event.cursor_row == self._kept_at:
+            self._kept_at = None
+            return False
+        return True
 
     def on_mount(self) -> None:
         for key, label in self._columns:
@@ -79,6 +88,7 @@ class KeyedTable(DataTable):
             if target is not None and target in wanted:
                 row = self.get_row_index(target)
                 if row != self.cursor_row:
+                    self._kept_at = row
                     self.move_cursor(row=row, animate=False)
 
     def update_rows(self, rows: Iterable[tuple[str, Sequence[Text]]]) -> None:
