@@ -149,3 +149,18 @@ def ping(root: Path, lines: list[dict]) -> bool:
     conn.close()
     return False
 
+
+
+def test_a_database_reached_through_a_symlink_shows_its_real_wal(attached_service,
+                                                                fixture_store, tmp_path):
+    link = tmp_path / "elsewhere.db"
+    link.symlink_to(fixture_store / "database" / "stepflow.db")
+    paths = locate_store(link)
+    assert paths.database == fixture_store / "database" / "stepflow.db"
+    assert paths.root == fixture_store
+    refresher = Refresher(paths)
+    try:
+        snapshot = refresher.refresh(ViewRequest(), FROZEN_NOW)
+        assert snapshot.sample.wal_exists and snapshot.writer.attached is True
+    finally:
+        refresher.close()

@@ -7,6 +7,7 @@ turns ``sqlite3`` errors into one line that says what failed and what to do.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -53,8 +54,12 @@ def explain(exc: sqlite3.Error, database: Path) -> str:
             "a WAL reader needs them; run stepflow-top while the service is running, "
             "or on a writable copy"
         )
+    if "FULL" in code or "full" in text or (("IOERR" in code or "I/O" in text)
+                                           and _disk_full(database.parent)):
+        return (f"the disk holding {database.parent} is full: SQLite cannot open its "
+                "-shm/-wal there; free some space")
     if "locked" in text or "busy" in text.lower():
-        return f"{database} is locked by another connection; retrying"
+        return f"{database} is locked by another process"
     if "not a database" in text or "malformed" in text or "CORRUPT" in code:
         return f"{database} is not a readable SQLite database ({text}); run stepflow-top --check"
     if "unable to open" in text or "CANTOPEN" in code:
@@ -64,3 +69,11 @@ def explain(exc: sqlite3.Error, database: Path) -> str:
     if "no such table" in text or "no such column" in text:
         return f"{database} does not look like a StepFlow store ({text})"
     return f"cannot read {database}: {text}"
+
+
+def _disk_full(folder: Path) -> bool:
+    try:
+        stat = os.statvfs(folder)
+    except OSError:
+        return False
+    return stat.f_bavail == 0

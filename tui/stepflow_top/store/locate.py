@@ -59,7 +59,12 @@ def locate_store(path: str | os.PathLike[str] | None = None) -> StorePaths:
     """
     if path is None:
         path = os.environ.get(ENV_VAR) or "storage"
-    given = Path(path).expanduser().absolute()
+    # Symbolic links are resolved once, here: a database reached through one is
+    # watched where it really is (its -wal/-shm and the file events are beside it).
+    return _locate(Path(path).expanduser().resolve())
+
+
+def _locate(given: Path) -> StorePaths:
     if given.is_file() or given.suffix == ".db":
         database = given
         parent = database.parent

@@ -164,7 +164,11 @@ class StepflowTop(App):
         self._cancel_checks = threading.Event()
 
     def on_mount(self) -> None:
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._hang_up)
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, self._hang_up)
+        # kill, systemd and timeout send SIGTERM: leave as `q` does (terminal restored,
+        # the caller's clean-up runs after run() returns).
+        loop.add_signal_handler(signal.SIGTERM, self.exit)
         self.now = self.clock()
         self.switch_mode("executions")
         self.set_interval(1.0, self._tick)

@@ -78,7 +78,7 @@ class StoreBar(TextPanel):
         if snapshot is None:
             text.append("reading…", "dim")
         elif snapshot.error:
-            text.append(f"✗ {literal(snapshot.error)} — retrying", "bold red")
+            text.append(f"✗ {literal(snapshot.error)} (retrying)", "bold red")
         else:
             text.append_text(writer_line(snapshot.writer))
             text.append("\n")
