@@ -100,3 +100,24 @@ def running(pattern: str, parent_marker: str | None = None) -> list[tuple[int, s
                 continue
         found.append((int(pid), args))
     return found
+
+
+def test_sigterm_leaves_like_q_restoring_the_terminal_and_stopping_the_writer(session):
+    marker = "--speed 4.125"
+    tmux("new-window", "-t", session, "-n", "term",
+         f"{sys.executable} -m stepflow_top --demo {marker}; echo EXIT=$?; sleep 30")
+    screen_until(f"{session}:term", lambda s: "LIVE" in s)
+    app = next(pid for pid, args in running(marker)  # not the shell that started it
+               if args.startswith(sys.executable) and "demo.writer" not in args)
+    writer, args = next((pid, args) for pid, args in running(marker) if "demo.writer" in args)
+    root = Path(args.split("stepflow_top.demo.writer", 1)[1].split()[0])
+    assert root.is_dir()
+    os.kill(app, 15)  # what kill, systemd and timeout send
+    screen = screen_until(f"{session}:term", lambda s: "EXIT=" in s)
+    assert "EXIT=0" in screen and "LIVE" not in screen  # the alternate screen is gone
+    assert tmux("display-message", "-p", "-t", f"{session}:term",
+                "#{alternate_on}#{mouse_any_flag}").strip() == "00"
+    deadline = time.monotonic() + 20
+    while Path(f"/proc/{writer}").exists() or root.exists():
+        assert time.monotonic() < deadline, "the demo writer or its folder outlived the app"
+        time.sleep(0.1)
