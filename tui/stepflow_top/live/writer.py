@@ -31,10 +31,19 @@ class Holder:
     started: float | None = None
 
     def describe(self) -> str:
-        """``pid 1234 (python app/main.py)``, or what is known of it."""
+        """``pid 1234 (python app/main.py)``, or what is known of it: the program is
+        named by its file name, so the line stays short."""
         if self.pid <= 0:
             return "a process outside this pid namespace"
-        return f"pid {self.pid}" + (f" ({self.command})" if self.command else "")
+        return f"pid {self.pid}" + (f" ({self.short_command})" if self.command else "")
+
+    @property
+    def short_command(self) -> str | None:
+        """The command line with the program's directory left out."""
+        if not self.command:
+            return None
+        program, _, rest = self.command.partition(" ")
+        return (os.path.basename(program) + (" " + rest if rest else "")).strip()
 
 
 @dataclass(frozen=True)

@@ -39,8 +39,11 @@ def writer_line(writer: WriterState, now: float | None = None) -> Text:
         text.append("service: unknown (its locks cannot be read here: nothing is called lost)",
                     "dim")
     elif writer.attached:
-        who = ", ".join(h.describe() for h in writer.holders) or "attached"
-        text.append(f"service: {literal(who)}{commit}")
+        pids = ", ".join(h.describe().split(" (")[0] for h in writer.holders) or "attached"
+        text.append(f"service: {literal(pids)}{commit}")
+        commands = [h.short_command for h in writer.holders if h.short_command]
+        if commands:
+            text.append(f" · {literal(commands[0])}", "dim")
     else:
         when = "" if last is None else f" · last commit {formatting.clock_time_abs(last)}"
         text.append(f"◌ no service has the database open{when}", "bold magenta")
