@@ -54,3 +54,34 @@ async def test_a_killed_service_turns_runs_lost_on_screen_and_in_the_bar(tmp_pat
         await until(pilot, lambda: "◌ lost" in str(table(app).get_cell(run, "status")))
         await until(pilot, lambda: "no service has the database open" in str(bar.render()))
         assert "◌ lost 1" in str(bar.render())
+
+
+async def test_a_tick_repaints_only_the_running_steps_of_a_huge_execution(tmp_path, monkeypatch):
+    import sqlite3
+
+    from stepflow_top.ui.detail import DetailScreen
+
+    service = ServiceWriter(tmp_path / "storage")
+    run = service.start("huge")
+    last, _ = service.step(run, "step-0")  # running, while the service stays attached
+    with sqlite3.connect(tmp_path / "storage" / "database" / "stepflow.db") as conn:
+        conn.executemany(
+            "INSERT INTO steps (id, execution_id, name, step_index, status, created_at, "
+            "started_at, completed_at) SELECT ?, execution_id, ?, ?, 'completed', created_at, "
+            "started_at, started_at FROM steps WHERE id = ?",
+            [(f"bulk-{i}", f"bulk-{i}", i - 10_000, last) for i in range(1, 10_000)])
+    conn.close()
+    painted: list[str] = []
+    original = DetailScreen._step_cells
+    monkeypatch.setattr(DetailScreen, "_step_cells", lambda self, view, now: (
+        painted.append(view.step.id), original(self, view, now))[1])
+    app = StepflowTop(locate_store(tmp_path / "storage"), watch=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.push_screen(DetailScreen(run))
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen)
+                    and table(app, "#steps-table").row_count == 10_000)
+        painted.clear()
+        app.now = app.clock()  # one tick of the clock
+        await pilot.pause()
+        assert set(painted) == {last}  # the one running step, not 10 000 rows
+    service.close()

@@ -69,7 +69,20 @@ class DetailScreen(Screen):
 
     def _watch_app(self) -> None:
         self.watch(self.app, "snapshot", self._show)
-        self.watch(self.app, "now", self._show)
+        self.watch(self.app, "now", self._tick)
+
+    def _tick(self, _now=None) -> None:
+        """Time passed: the summary and the running steps' durations move; the other
+        rows (an execution may have 10 000) are left alone."""
+        snapshot = self.app.snapshot
+        if self.detail is None or snapshot is None or snapshot.detail is not self.detail:
+            self._show()
+            return
+        judgement = self.app.judgement()
+        self.query_one("#summary", TextPanel).update(self._summary(self.detail, judgement))
+        self.steps_table.update_rows(
+            (v.step.id, self._step_cells(v, judgement.now)) for v in self.views
+            if v.status == "running")
 
     def on_screen_resume(self) -> None:
         self.app.set_request(execution_id=self.execution_id)
