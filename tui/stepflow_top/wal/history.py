@@ -9,7 +9,16 @@ What can be inferred from outside (SQLITE_WAL.md §2, wal.c ``walRestartHdr`` /
   the number of resets between two samples is the salt-1 delta, however sparse the
   samples. A reset happens only after a complete checkpoint, so it also means the
   previous cycle was fully copied into the database;
-* a ``-wal`` of 0 bytes with new salts is a **TRUNCATE** checkpoint;
+* a ``-wal`` of 0 bytes with new salts is a **TRUNCATE** checkpoint. So is a ``-wal``
+  that is shorter than at the previous sample after a reset (and holds no stale frames
+  past the live ones), even when the 0-byte moment, which lasts only until the next
+  commit, fell between two samples: a plain reset writes from offset 32 again and
+  never shortens the file, because SQLite's default ``journal_size_limit`` is -1
+  (pragma.html). The exception: a writer that sets ``journal_size_limit`` has its
+  ``-wal`` trimmed on the first commit after a reset (wal.c ``sqlite3WalFrames`` →
+  ``walLimitSize``), to the limit or the live frames if larger; when that leaves no
+  stale frames it looks like a TRUNCATE from outside and is reported as one. StepFlow
+  Monitor does not set it (STEPFLOW_STORE.md);
 * a rise of ``nBackfill`` under the same salts is checkpoint progress (**backfill**);
   PASSIVE, FULL and RESTART cannot be told apart from outside;
 * ``nBackfillAttempted > nBackfill`` is an **interrupted** checkpoint;
@@ -27,7 +36,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import stat
 import tempfile
 import time
 from collections import deque
@@ -51,6 +62,11 @@ __all__ = [
 #: Salt-1 deltas above this are taken as a randomised salt (a new writer connection),
 #: not as that many resets.
 MAX_PLAUSIBLE_RESETS = 1 << 20
+
+#: Events saved before this (2000-01-01T00:00:00Z, epoch seconds) are not believed.
+EARLIEST_TIME = 946684800.0
+#: At most this many bytes per kept event are read back from a history file (its tail).
+_BYTES_PER_EVENT = 1024
 
 EVENT_TYPES = ("wal_reset", "checkpoint", "interrupted", "wal_deleted", "wal_created")
 
@@ -98,17 +114,53 @@ class CheckpointEvent:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "CheckpointEvent":
-        """Inverse of :meth:`to_dict`. Raises ``KeyError``/``TypeError``/``ValueError``
-        on malformed input."""
-        if d["type"] not in EVENT_TYPES:
-            raise ValueError(f"unknown event type {d['type']!r}")
+    def from_dict(cls, d: Any, now: float | None = None) -> "CheckpointEvent":
+        """Inverse of :meth:`to_dict`, as strict as the command line: ``d`` must be a
+        JSON object whose ``type`` is known, whose ``kind`` fits it, whose ``time`` is a
+        finite number of epoch seconds from :data:`EARLIEST_TIME` to a day after ``now``
+        (default: the current time), and whose counts, sizes and salt are integers in
+        their range (or absent/null where :meth:`to_dict` allows). Raises
+        ``ValueError`` otherwise; never coerces (``"12"`` is not a time)."""
+        if not isinstance(d, dict):
+            raise ValueError("an event must be a JSON object")
+        kind_of = d.get("type")
+        if kind_of not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {kind_of!r}")
+        kind = d.get("kind")
+        if kind not in (("truncate", "backfill") if kind_of == "checkpoint" else (None,)):
+            raise ValueError(f"kind {kind!r} does not fit a {kind_of} event")
+        wall = d.get("time")
+        latest = (time.time() if now is None else now) + 86400.0
+        if (not isinstance(wall, (int, float)) or isinstance(wall, bool)
+                or not math.isfinite(wall) or not EARLIEST_TIME <= wall <= latest):
+            raise ValueError(f"implausible time {wall!r}")
+        at_least = d.get("at_least", False)
+        if not isinstance(at_least, bool):
+            raise ValueError(f"at_least must be true or false, got {at_least!r}")
         return cls(
-            wall=float(d["time"]), type=d["type"], kind=d.get("kind"),
-            frames=d.get("frames"), at_least=bool(d.get("at_least", False)),
-            wal_size_before=d.get("wal_size_before"), wal_size_after=d.get("wal_size_after"),
-            salt1=d.get("salt1"), count=int(d.get("resets", 1) or 1),
+            wall=float(wall), type=kind_of, kind=kind,
+            frames=_count(d, "frames", _U32),
+            at_least=at_least,
+            wal_size_before=_count(d, "wal_size_before", _I64),
+            wal_size_after=_count(d, "wal_size_after", _I64),
+            salt1=_count(d, "salt1", _U32),
+            count=_count(d, "resets", _U32, default=1, low=1),
         )
+
+
+_U32 = 0xFFFFFFFF
+_I64 = (1 << 63) - 1
+
+
+def _count(d: dict, key: str, high: int, default: int | None = None, low: int = 0) -> Any:
+    """``d[key]`` when it is an integer in ``low..high``; ``default`` when absent or
+    null. Raises ``ValueError`` otherwise."""
+    value = d.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ValueError(f"{key} {value!r} is not an integer from {low} to {high}")
+    return value
 
 
 def state_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -129,8 +181,39 @@ def history_path(db_path: str | os.PathLike[str], base: Path | None = None) -> P
     return (base or state_dir()) / "stepflow-top" / "history" / f"{key}.jsonl"
 
 
+class _NotRegular(OSError):
+    pass
+
+
+def _read_tail(path: Path, limit: int) -> bytes:
+    """The last ``limit`` bytes of the regular file ``path``, from its first whole line.
+    Raises ``FileNotFoundError``, :class:`_NotRegular` or another ``OSError``."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _NotRegular(f"{path} is not a regular file")
+        start = max(0, st.st_size - limit)
+        data = os.pread(fd, limit, start)
+    finally:
+        os.close(fd)
+    return data.split(b"\n", 1)[1] if start and b"\n" in data else data
+
+
 def _pending(s: WalSample) -> int:
     return s.pending or 0
+
+
+def _shortened(prev: WalSample, cur: WalSample) -> bool:
+    """After a reset: is the ``-wal`` shorter than at the previous sample, with no stale
+    frames past the live ones? Then it was truncated in between, although the 0-byte
+    moment (which lasts until the next commit) was not sampled."""
+    if cur.wal_size is None or prev.wal_size is None or cur.wal_size >= prev.wal_size:
+        return False
+    live = cur.live_wal_bytes
+    # The -wal is stat'ed before the -shm is read: commits in between make ``live``
+    # larger than the file, never smaller.
+    return live is None or cur.wal_size <= live
 
 
 class CheckpointHistory:
@@ -223,7 +306,8 @@ class CheckpointHistory:
         truncated = cur.wal_size == 0 and (prev.wal_size or 0) > 0
         if s0 is not None and s1 is not None and s0 != s1:
             delta = (s1 - s0) & 0xFFFFFFFF
-            if delta <= MAX_PLAUSIBLE_RESETS:
+            plausible = delta <= MAX_PLAUSIBLE_RESETS
+            if plausible:
                 count = delta
             else:
                 # Random salts: the first frame written by a connection that never reset
@@ -237,10 +321,10 @@ class CheckpointHistory:
                     wal_size_before=prev.wal_size, wal_size_after=cur.wal_size,
                     salt1=s1, count=count,
                 ))
-                if cur.wal_size == 0:
+                if cur.wal_size == 0 or (plausible and _shortened(prev, cur)):
                     events.append(CheckpointEvent(
                         t, "checkpoint", "truncate", frames=_pending(prev), at_least=True,
-                        wal_size_before=prev.wal_size, wal_size_after=0, salt1=s1,
+                        wal_size_before=prev.wal_size, wal_size_after=cur.wal_size, salt1=s1,
                     ))
             if (cur.backfilled or 0) > 0:
                 events.append(CheckpointEvent(
@@ -312,23 +396,31 @@ class CheckpointHistory:
 
     # -- persistence ---------------------------------------------------------------------
     def load(self) -> int:
-        """Read events saved earlier from :attr:`path` (bad lines are skipped). Returns
-        how many were loaded; 0 when there is no file. Never raises for file problems
-        (the reason goes to :attr:`persist_error`)."""
+        """Read events saved earlier from :attr:`path`, validated like the command line
+        (:meth:`CheckpointEvent.from_dict`; bad lines are skipped). Reads at most the
+        last ``max_events`` KiB, never blocks on a FIFO planted there, and stops
+        persisting (``path`` becomes None) when the path is not a regular file. Returns
+        how many events were loaded; 0 when there is no file. Never raises for file
+        problems (the reason goes to :attr:`persist_error`)."""
         if self.path is None:
             return 0
         try:
-            lines = self.path.read_text(encoding="utf-8").splitlines()
+            raw = _read_tail(self.path, max(1 << 20, self.max_events * _BYTES_PER_EVENT))
         except FileNotFoundError:
+            return 0
+        except _NotRegular as e:
+            self.persist_error = f"{e}; the checkpoint history is not saved"
+            self.path = None
             return 0
         except OSError as e:
             self.persist_error = str(e)
             return 0
+        now = time.time()
         loaded = []
-        for line in lines:
+        for line in raw.decode("utf-8", "replace").splitlines():
             try:
-                loaded.append(CheckpointEvent.from_dict(json.loads(line)))
-            except (ValueError, KeyError, TypeError):
+                loaded.append(CheckpointEvent.from_dict(json.loads(line), now))
+            except (ValueError, RecursionError):
                 continue
         loaded.sort(key=lambda e: e.wall)
         self._events.extend(loaded)

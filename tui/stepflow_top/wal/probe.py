@@ -41,7 +41,10 @@ from .format import (
 from .locks import Holder, ReadLock, file_locks
 from .sample import WalSample
 
-__all__ = ["ReadLock", "Holder", "WalSample", "Probe", "ProbeError", "sample_once", "read_sample"]
+__all__ = [
+    "ReadLock", "Holder", "WalSample", "Probe", "ProbeError", "sample_once", "read_sample",
+    "parse_request",
+]
 
 _TORN_RETRIES = 8
 
