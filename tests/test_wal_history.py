@@ -325,7 +325,9 @@ def test_malformed_events_are_refused(change: dict) -> None:
         CheckpointEvent.from_dict(dict(good, **change))
 
 
-def test_a_bad_history_file_crashes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bad_history_file_crashes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     db = tmp_path / "stepflow.db"
     path = history_path(db)
@@ -350,6 +352,6 @@ def test_a_bad_history_file_crashes_nothing(tmp_path: Path, monkeypatch: pytest.
     path.unlink()
     os.mkfifo(path)
     h = CheckpointHistory.for_database(db)
-    assert h.path is None and "not a regular file" in (h.persist_error or "")
+    assert h.path is None and "is a FIFO, not a history file" in (h.persist_error or "")
     h.observe(mk(0, salt1=1))
     assert kinds(h.observe(mk(1, salt1=2))) == ["wal_reset"]

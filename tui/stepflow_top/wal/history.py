@@ -1,6 +1,7 @@
 """Checkpoint history inferred from successive :class:`~stepflow_top.wal.sample.WalSample`
-observations (SQLite keeps none), and its persistence. The WAL warnings live in
-:mod:`.warnings` and are importable from here too.
+observations (SQLite keeps none), and its persistence. The event itself lives in
+:mod:`.checkpoint_event`, the WAL warnings in :mod:`.warnings`; both are importable
+from here too.
 
 What can be inferred from outside (SQLITE_WAL.md §2, wal.c ``walRestartHdr`` /
 ``walRestartLog`` / ``walCheckpoint``):
@@ -36,16 +37,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
-import stat
 import tempfile
 import time
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Iterable, Mapping
 
+from .checkpoint_event import CheckpointEvent
+from .files import NotRegular, open_regular
 from .sample import WalSample
 from .warnings import WalWarning, Warnings
 
@@ -63,104 +63,8 @@ __all__ = [
 #: not as that many resets.
 MAX_PLAUSIBLE_RESETS = 1 << 20
 
-#: Events saved before this (2000-01-01T00:00:00Z, epoch seconds) are not believed.
-EARLIEST_TIME = 946684800.0
 #: At most this many bytes per kept event are read back from a history file (its tail).
 _BYTES_PER_EVENT = 1024
-
-EVENT_TYPES = ("wal_reset", "checkpoint", "interrupted", "wal_deleted", "wal_created")
-
-
-@dataclass(frozen=True)
-class CheckpointEvent:
-    """One inferred event.
-
-    ``type`` is one of ``wal_reset``, ``checkpoint``, ``interrupted``, ``wal_deleted``,
-    ``wal_created``; ``kind`` is ``"truncate"`` or ``"backfill"`` for a checkpoint, else
-    None. ``wall`` is when it was observed (seconds since the epoch). ``frames`` is the
-    number of frames checkpointed (for ``interrupted``: frames attempted but not
-    copied); ``at_least`` says it is a lower bound because sampling cannot see more.
-    ``count`` is how many occurrences the event stands for (resets for ``wal_reset``).
-    Sizes are ``-wal`` file sizes in bytes (None when the file was absent).
-    """
-
-    wall: float
-    type: str
-    kind: str | None = None
-    frames: int | None = None
-    at_least: bool = False
-    wal_size_before: int | None = None
-    wal_size_after: int | None = None
-    salt1: int | None = None
-    count: int = 1
-
-    @property
-    def label(self) -> str:
-        """``truncate`` / ``backfill`` for checkpoints, else the type."""
-        return self.kind if self.type == "checkpoint" and self.kind else self.type
-
-    def to_dict(self) -> dict[str, Any]:
-        """The ``--events`` JSON object (issue 3), plus ``time`` (epoch seconds),
-        ``frames`` and ``at_least``."""
-        d: dict[str, Any] = {"type": self.type, "time": self.wall}
-        if self.type == "wal_reset":
-            d.update(salt1=self.salt1, resets=self.count)
-        if self.type == "checkpoint":
-            d["kind"] = self.kind
-        d.update(
-            frames=self.frames, at_least=self.at_least,
-            wal_size_before=self.wal_size_before, wal_size_after=self.wal_size_after,
-        )
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Any, now: float | None = None) -> "CheckpointEvent":
-        """Inverse of :meth:`to_dict`, as strict as the command line: ``d`` must be a
-        JSON object whose ``type`` is known, whose ``kind`` fits it, whose ``time`` is a
-        finite number of epoch seconds from :data:`EARLIEST_TIME` to a day after ``now``
-        (default: the current time), and whose counts, sizes and salt are integers in
-        their range (or absent/null where :meth:`to_dict` allows). Raises
-        ``ValueError`` otherwise; never coerces (``"12"`` is not a time)."""
-        if not isinstance(d, dict):
-            raise ValueError("an event must be a JSON object")
-        kind_of = d.get("type")
-        if kind_of not in EVENT_TYPES:
-            raise ValueError(f"unknown event type {kind_of!r}")
-        kind = d.get("kind")
-        if kind not in (("truncate", "backfill") if kind_of == "checkpoint" else (None,)):
-            raise ValueError(f"kind {kind!r} does not fit a {kind_of} event")
-        wall = d.get("time")
-        latest = (time.time() if now is None else now) + 86400.0
-        if (not isinstance(wall, (int, float)) or isinstance(wall, bool)
-                or not math.isfinite(wall) or not EARLIEST_TIME <= wall <= latest):
-            raise ValueError(f"implausible time {wall!r}")
-        at_least = d.get("at_least", False)
-        if not isinstance(at_least, bool):
-            raise ValueError(f"at_least must be true or false, got {at_least!r}")
-        return cls(
-            wall=float(wall), type=kind_of, kind=kind,
-            frames=_count(d, "frames", _U32),
-            at_least=at_least,
-            wal_size_before=_count(d, "wal_size_before", _I64),
-            wal_size_after=_count(d, "wal_size_after", _I64),
-            salt1=_count(d, "salt1", _U32),
-            count=_count(d, "resets", _U32, default=1, low=1),
-        )
-
-
-_U32 = 0xFFFFFFFF
-_I64 = (1 << 63) - 1
-
-
-def _count(d: dict, key: str, high: int, default: int | None = None, low: int = 0) -> Any:
-    """``d[key]`` when it is an integer in ``low..high``; ``default`` when absent or
-    null. Raises ``ValueError`` otherwise."""
-    value = d.get(key)
-    if value is None:
-        return default
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise ValueError(f"{key} {value!r} is not an integer from {low} to {high}")
-    return value
 
 
 def state_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -181,19 +85,12 @@ def history_path(db_path: str | os.PathLike[str], base: Path | None = None) -> P
     return (base or state_dir()) / "stepflow-top" / "history" / f"{key}.jsonl"
 
 
-class _NotRegular(OSError):
-    pass
-
-
 def _read_tail(path: Path, limit: int) -> bytes:
     """The last ``limit`` bytes of the regular file ``path``, from its first whole line.
-    Raises ``FileNotFoundError``, :class:`_NotRegular` or another ``OSError``."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    Raises ``FileNotFoundError``, :class:`~.files.NotRegular` or another ``OSError``."""
+    fd = open_regular(path, "a history file")
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise _NotRegular(f"{path} is not a regular file")
-        start = max(0, st.st_size - limit)
+        start = max(0, os.fstat(fd).st_size - limit)
         data = os.pread(fd, limit, start)
     finally:
         os.close(fd)
@@ -408,8 +305,8 @@ class CheckpointHistory:
             raw = _read_tail(self.path, max(1 << 20, self.max_events * _BYTES_PER_EVENT))
         except FileNotFoundError:
             return 0
-        except _NotRegular as e:
-            self.persist_error = f"{e}; the checkpoint history is not saved"
+        except NotRegular as e:
+            self.persist_error = f"{e} ({self.path}); the checkpoint history is not saved"
             self.path = None
             return 0
         except OSError as e:
