@@ -268,9 +268,9 @@ def test_truncate_inferred_from_a_shorter_wal_after_a_reset() -> None:
     ev = h.observe(mk(1, salt1=11, frames=3, size=live(3)))
     assert kinds(ev) == ["wal_reset", "truncate"]
     assert ev[1].wal_size_before == live(46) and ev[1].wal_size_after == live(3)
-    # Commits between the probe's stat of -wal and its read of -shm: still a TRUNCATE.
+    # A commit's frames are appended before -shm counts them: still a TRUNCATE.
     h.observe(mk(2, salt1=11, frames=40, size=live(40)))
-    assert kinds(h.observe(mk(3, salt1=12, frames=6, size=live(5)))) == ["wal_reset", "truncate"]
+    assert kinds(h.observe(mk(3, salt1=12, frames=0, size=live(1)))) == ["wal_reset", "truncate"]
 
 
 def test_no_truncate_is_invented() -> None:
@@ -278,10 +278,9 @@ def test_no_truncate_is_invented() -> None:
     h.observe(mk(0, salt1=10, frames=46, size=live(46)))
     # A plain reset writes from offset 32 again: the file keeps its length.
     assert kinds(h.observe(mk(1, salt1=11, frames=3, size=live(46)))) == ["wal_reset"]
-    # Trimmed by journal_size_limit to a limit above the live frames: stale frames
-    # remain past the live ones, so it is not taken for a TRUNCATE.
-    h.observe(mk(2, salt1=11, frames=60, size=live(60)))
-    assert kinds(h.observe(mk(3, salt1=12, frames=2, size=live(20)))) == ["wal_reset"]
+    # Trimmed by journal_size_limit to a limit (1 MiB) that is no frame boundary.
+    h.observe(mk(2, salt1=11, frames=300, size=live(300)))
+    assert kinds(h.observe(mk(3, salt1=12, frames=2, size=1 << 20))) == ["wal_reset"]
     # Shorter under the same salts: no reset, so no TRUNCATE either.
     assert h.observe(mk(4, salt1=12, frames=2, size=live(2))) == []
     # Shorter with random salts (a new connection's first frame): not a reset count,

@@ -11,15 +11,16 @@ What can be inferred from outside (SQLITE_WAL.md §2, wal.c ``walRestartHdr`` /
   samples. A reset happens only after a complete checkpoint, so it also means the
   previous cycle was fully copied into the database;
 * a ``-wal`` of 0 bytes with new salts is a **TRUNCATE** checkpoint. So is a ``-wal``
-  that is shorter than at the previous sample after a reset (and holds no stale frames
-  past the live ones), even when the 0-byte moment, which lasts only until the next
+  that is shorter than at the previous sample after a reset (and cut at a frame
+  boundary), even when the 0-byte moment, which lasts only until the next
   commit, fell between two samples: a plain reset writes from offset 32 again and
   never shortens the file, because SQLite's default ``journal_size_limit`` is -1
   (pragma.html). The exception: a writer that sets ``journal_size_limit`` has its
   ``-wal`` trimmed on the first commit after a reset (wal.c ``sqlite3WalFrames`` →
-  ``walLimitSize``), to the limit or the live frames if larger; when that leaves no
-  stale frames it looks like a TRUNCATE from outside and is reported as one. StepFlow
-  Monitor does not set it (STEPFLOW_STORE.md);
+  ``walLimitSize``), to the limit or the first commit's frames if larger; a limit
+  that is not a frame boundary is told apart, otherwise the trim looks like a TRUNCATE
+  from outside and is reported as one. StepFlow Monitor does not set it
+  (STEPFLOW_STORE.md);
 * a rise of ``nBackfill`` under the same salts is checkpoint progress (**backfill**);
   PASSIVE, FULL and RESTART cannot be told apart from outside;
 * ``nBackfillAttempted > nBackfill`` is an **interrupted** checkpoint;
@@ -46,6 +47,7 @@ from typing import Iterable, Mapping
 
 from .checkpoint_event import CheckpointEvent
 from .files import NotRegular, open_regular
+from .format import WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZE
 from .sample import WalSample
 from .warnings import WalWarning, Warnings
 
@@ -102,15 +104,20 @@ def _pending(s: WalSample) -> int:
 
 
 def _shortened(prev: WalSample, cur: WalSample) -> bool:
-    """After a reset: is the ``-wal`` shorter than at the previous sample, with no stale
-    frames past the live ones? Then it was truncated in between, although the 0-byte
-    moment (which lasts until the next commit) was not sampled."""
+    """After a reset: is the ``-wal`` shorter than at the previous sample, and cut at a
+    frame boundary? Then it was truncated in between, although the 0-byte moment (which
+    lasts until the next commit) was not sampled. A TRUNCATE leaves 0 bytes and commits
+    then append a 32-byte header and whole frames, so the size stays on a boundary
+    (frames being appended but not yet committed included: the live figure from
+    ``-shm`` lags them, which is why it is not used here). A ``journal_size_limit``
+    trim cuts the file at the limit, which is rarely a boundary."""
     if cur.wal_size is None or prev.wal_size is None or cur.wal_size >= prev.wal_size:
         return False
-    live = cur.live_wal_bytes
-    # The -wal is stat'ed before the -shm is read: commits in between make ``live``
-    # larger than the file, never smaller.
-    return live is None or cur.wal_size <= live
+    page = cur.page_size
+    if not page or cur.wal_size == 0:
+        return True
+    return cur.wal_size >= WAL_HEADER_SIZE and (
+        (cur.wal_size - WAL_HEADER_SIZE) % (page + WAL_FRAME_HEADER_SIZE) == 0)
 
 
 class CheckpointHistory:
