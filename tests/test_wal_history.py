@@ -4,6 +4,8 @@ writer process doing every kind of checkpoint, observed step by step through the
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,9 @@ from wal_writer import WalWriter
 
 
 
+BASE = time.time() - 3600  # sample walls are relative to now: saved events must be plausible
+
+
 def mk(
     t: float, *, size: int | None = 100_000, salt1: int = 10, salt2: int = 7,
     frames: int = 20, backfilled: int = 0, attempted: int | None = None, inode: int = 1,
@@ -36,7 +41,7 @@ def mk(
         byte_order="little",
     ) if exists and shm else None
     return WalSample(
-        db_path="/x/db", monotonic=t, wall=1000.0 + t, db_exists=True, db_size=4096 * 50,
+        db_path="/x/db", monotonic=t, wall=BASE + t, db_exists=True, db_size=4096 * 50,
         db_header=None, wal_exists=exists, wal_size=size, wal_inode=inode if exists else None,
         wal_header=None, shm_exists=exists, shm_header=h, read_locks=tuple(locks),
     )
@@ -128,7 +133,7 @@ def test_counts_and_rate_window() -> None:
     h.observe(mk(0, salt1=1))
     for i in range(1, 7):
         h.observe(mk(i * 60, salt1=1 + i))
-    now = 1000.0 + 360
+    now = BASE + 360
     assert h.counts()["wal_reset"] == 6
     assert h.counts(since=now - 120)["wal_reset"] == 3  # events at 240, 300, 360
     assert h.rate_per_minute("wal_reset", window_s=120, now=now) == pytest.approx(1.5)
@@ -249,3 +254,103 @@ def test_history_of_a_real_writer(tmp_path: Path) -> None:
     c = h.counts()
     assert c["truncate"] == 2 and c["wal_deleted"] == 2 and c["wal_created"] == 2
     assert c["wal_reset"] == 1 + 2 + 1 + 2 + resets
+
+
+def live(frames: int) -> int:
+    return 32 + frames * (4096 + 24)
+
+
+def test_truncate_inferred_from_a_shorter_wal_after_a_reset() -> None:
+    """The 0-byte -wal lasts only until the next commit; a reset plus a file shorter
+    than at the previous sample (with no stale frames) is the TRUNCATE that made it."""
+    h = CheckpointHistory()
+    h.observe(mk(0, salt1=10, frames=46, size=live(46)))
+    ev = h.observe(mk(1, salt1=11, frames=3, size=live(3)))
+    assert kinds(ev) == ["wal_reset", "truncate"]
+    assert ev[1].wal_size_before == live(46) and ev[1].wal_size_after == live(3)
+    # A commit's frames are appended before -shm counts them: still a TRUNCATE.
+    h.observe(mk(2, salt1=11, frames=40, size=live(40)))
+    assert kinds(h.observe(mk(3, salt1=12, frames=0, size=live(1)))) == ["wal_reset", "truncate"]
+
+
+def test_no_truncate_is_invented() -> None:
+    h = CheckpointHistory()
+    h.observe(mk(0, salt1=10, frames=46, size=live(46)))
+    # A plain reset writes from offset 32 again: the file keeps its length.
+    assert kinds(h.observe(mk(1, salt1=11, frames=3, size=live(46)))) == ["wal_reset"]
+    # Trimmed by journal_size_limit to a limit (1 MiB) that is no frame boundary.
+    h.observe(mk(2, salt1=11, frames=300, size=live(300)))
+    assert kinds(h.observe(mk(3, salt1=12, frames=2, size=1 << 20))) == ["wal_reset"]
+    # Shorter under the same salts: no reset, so no TRUNCATE either.
+    assert h.observe(mk(4, salt1=12, frames=2, size=live(2))) == []
+    # Shorter with random salts (a new connection's first frame): not a reset count,
+    # and not a TRUNCATE.
+    h.observe(mk(5, salt1=12, frames=30, size=live(30)))
+    assert kinds(h.observe(mk(6, salt1=3_000_000_000, frames=1, size=live(1)))) == ["wal_reset"]
+    assert h.counts()["truncate"] == 0
+
+
+def test_event_json_round_trip() -> None:
+    events = [
+        CheckpointEvent(BASE, "wal_reset", frames=5, at_least=True, wal_size_before=10,
+                        wal_size_after=10, salt1=7, count=3),
+        CheckpointEvent(BASE, "checkpoint", "truncate", frames=5, wal_size_before=9,
+                        wal_size_after=0),  # salt1 is saved for resets only
+        CheckpointEvent(BASE, "checkpoint", "backfill", frames=2),
+        CheckpointEvent(BASE, "interrupted", frames=1),
+        CheckpointEvent(BASE, "wal_deleted", frames=0, at_least=True),
+        CheckpointEvent(BASE, "wal_created", frames=0),
+    ]
+    for ev in events:
+        assert CheckpointEvent.from_dict(json.loads(json.dumps(ev.to_dict()))) == ev
+
+
+GOOD = {"type": "checkpoint", "kind": "truncate", "frames": 4, "at_least": True,
+        "wal_size_before": 8192, "wal_size_after": 0}
+
+
+@pytest.mark.parametrize("change", [
+    {"time": 1e20}, {"time": float("nan")}, {"time": float("inf")}, {"time": "12"},
+    {"time": True}, {"time": None}, {"time": -5}, {"time": 0}, {"time": 100.0},
+    {"type": "bogus"}, {"type": None}, {"kind": "full"}, {"kind": None},
+    {"frames": -1}, {"frames": "4"}, {"frames": 2.5}, {"frames": True}, {"frames": 1 << 40},
+    {"at_least": "yes"}, {"wal_size_before": -1}, {"wal_size_after": [1]},
+    {"salt1": 1 << 32}, {"resets": 0}, {"resets": "2"},
+])
+def test_malformed_events_are_refused(change: dict) -> None:
+    good = dict(GOOD, time=BASE)
+    assert CheckpointEvent.from_dict(good).kind == "truncate"
+    with pytest.raises(ValueError):
+        CheckpointEvent.from_dict(dict(good, **change))
+
+
+def test_a_bad_history_file_crashes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    db = tmp_path / "stepflow.db"
+    path = history_path(db)
+    path.parent.mkdir(parents=True)
+    good = json.dumps(dict(GOOD, time=BASE))
+    bad = [
+        '{"type": "wal_reset", "time": 1e20}', '{"type": "wal_reset", "time": NaN}',
+        '{"type": "wal_reset", "time": Infinity}', '{"type": "wal_reset", "time": "now"}',
+        '[1, 2]', '42', '"text"', 'null', "[" * 100_000 + "]" * 100_000,
+        '{"type": "checkpoint", "kind": "truncate", "time": %r, "frames": "x"}' % BASE,
+    ]
+    path.write_bytes(b"\xff\xfe not utf-8\n" + "\n".join(bad + [good]).encode() + b"\n")
+    h = CheckpointHistory.for_database(db)
+    assert [e.label for e in h.events] == ["truncate"] and h.persist_error is None
+    assert h.counts()["truncate"] == 1 and h.rate_per_minute("truncate") >= 0
+
+    # Only the tail of an oversized file is read.
+    path.write_text("x" * (3 << 20) + "\n" + good + "\n")
+    assert len(CheckpointHistory.for_database(db, max_events=10).events) == 1
+
+    # A FIFO planted there: no hang; the history is kept in memory only.
+    path.unlink()
+    os.mkfifo(path)
+    h = CheckpointHistory.for_database(db)
+    assert h.path is None and "is a FIFO, not a history file" in (h.persist_error or "")
+    h.observe(mk(0, salt1=1))
+    assert kinds(h.observe(mk(1, salt1=2))) == ["wal_reset"]

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from stepflow_top.wal.integrity import connect_readonly
-from stepflow_top.wal.probe import Probe, ProbeError, WalSample, sample_once
+from stepflow_top.wal.probe import Probe, ProbeError, WalSample, parse_request, sample_once
 
 from wal_writer import WalWriter
-
 
 
 def _hold_snapshot(db: Path) -> sqlite3.Connection:
@@ -131,3 +133,59 @@ def test_sample_once_and_odd_files(tmp_path: Path) -> None:
     assert any("not a SQLite" in e for e in s.errors)
     assert s.wal_exists and s.wal_size == 0 and s.wal_header is None
     assert s.shm_exists and s.shm_header is None  # zeroed -shm: uninitialised
+
+
+@pytest.mark.parametrize("trap", ["", "-wal", "-shm"])
+def test_a_fifo_is_reported_not_waited_on(tmp_path: Path, trap: str) -> None:
+    """A FIFO planted at the database, -wal or -shm path would block a plain open()
+    for ever: the sample comes back within the probe's timeout with the reason."""
+    db = tmp_path / "stepflow.db"
+    with WalWriter(db) as w:
+        w.cmd("open 1000")
+        w.cmd("write 2")
+        w.cmd("close")
+    target = Path(f"{db}{trap}")
+    target.unlink(missing_ok=True)
+    os.mkfifo(target)
+    with Probe(timeout_s=5.0) as probe:
+        s = probe.sample(db)
+    what = {"": "a database file", "-wal": "a WAL file", "-shm": "a wal-index (-shm) file"}
+    assert f"stepflow.db{trap} is a FIFO, not {what[trap]}" in s.errors
+    assert s.writer_attached is (None if trap == "" else False)
+
+
+def test_a_device_is_not_read(tmp_path: Path) -> None:
+    db = tmp_path / "d.db"
+    with WalWriter(db) as w:
+        w.cmd("open 1000")
+        w.cmd("write 2")
+        w.cmd("close")
+    os.symlink("/dev/zero", f"{db}-wal")
+    s = sample_once(db)
+    assert "d.db-wal is a character device, not a WAL file" in s.errors
+    assert s.wal_header is None and s.wal_size is None and s.db_header is not None
+
+
+def test_request_forms() -> None:
+    assert parse_request("/x/stepflow.db") == ("/x/stepflow.db", [])
+    assert parse_request('"/x/a b.db"') == ("/x/a b.db", [])
+    assert parse_request('{"path": "/x/s.db", "exclude": [1, 2]}') == ("/x/s.db", [1, 2])
+    assert parse_request('{"path": "/x/s.db"}') == ("/x/s.db", [])
+    for bad in ('{"exclude": []}', '{"path": "/x", "exclude": [true]}',
+                '{"path": "/x", "exclude": "1"}', '{"path": 3}', '{not json'):
+        with pytest.raises(ValueError):
+            parse_request(bad)
+
+
+def test_the_child_answers_every_request_form(tmp_path: Path) -> None:
+    """Old callers send a path or a JSON string; new ones an object. A bad request
+    gets an error answer and the child keeps serving."""
+    db = str(tmp_path / "none.db")
+    lines = [db, json.dumps(db), json.dumps({"path": db, "exclude": [1]}), "{bad", db]
+    out = subprocess.run(
+        [sys.executable, "-P", "-m", "stepflow_top.wal.probe"], input="\n".join(lines) + "\n",
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout.splitlines()
+    replies = [json.loads(line) for line in out]
+    assert [r["ok"] for r in replies] == [True, True, True, False, True]
+    assert all(r["sample"]["db_path"] == db for r in replies if r["ok"])

@@ -2,7 +2,11 @@
 item 7): a separate writer process commits at ~40 commits/s and runs
 ``wal_checkpoint(TRUNCATE)`` every 45 commits, while ``python -m stepflow_top PATH
 --events`` prints what it infers. The 0-byte ``-wal`` lasts only until the next commit
-(~25 ms), so most TRUNCATEs must be inferred from a reset plus a shorter file."""
+(~25 ms), so most TRUNCATEs must be inferred from a reset plus a shorter file.
+
+Measured on 2 shared cores, 8 runs each (``python tests/test_wal_truncate_events.py
+COPY_OF_A_STORE 8``): TRUNCATE events 41 of 80 before (2 to 10 a run), 80 of 80 after;
+resets 80 of 80 both times, no event invented."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Checkpoint history inferred from successive :class:`~stepflow_top.wal.sample.WalSample`
-observations (SQLite keeps none), and its persistence. The WAL warnings live in
-:mod:`.warnings` and are importable from here too.
+observations (SQLite keeps none), and its persistence. The event itself lives in
+:mod:`.checkpoint_event`, the WAL warnings in :mod:`.warnings`; both are importable
+from here too.
 
 What can be inferred from outside (SQLITE_WAL.md §2, wal.c ``walRestartHdr`` /
 ``walRestartLog`` / ``walCheckpoint``):
@@ -9,7 +10,17 @@ What can be inferred from outside (SQLITE_WAL.md §2, wal.c ``walRestartHdr`` /
   the number of resets between two samples is the salt-1 delta, however sparse the
   samples. A reset happens only after a complete checkpoint, so it also means the
   previous cycle was fully copied into the database;
-* a ``-wal`` of 0 bytes with new salts is a **TRUNCATE** checkpoint;
+* a ``-wal`` of 0 bytes with new salts is a **TRUNCATE** checkpoint. So is a ``-wal``
+  that is shorter than at the previous sample after a reset (and cut at a frame
+  boundary), even when the 0-byte moment, which lasts only until the next
+  commit, fell between two samples: a plain reset writes from offset 32 again and
+  never shortens the file, because SQLite's default ``journal_size_limit`` is -1
+  (pragma.html). The exception: a writer that sets ``journal_size_limit`` has its
+  ``-wal`` trimmed on the first commit after a reset (wal.c ``sqlite3WalFrames`` →
+  ``walLimitSize``), to the limit or the first commit's frames if larger; a limit
+  that is not a frame boundary is told apart, otherwise the trim looks like a TRUNCATE
+  from outside and is reported as one. StepFlow Monitor does not set it
+  (STEPFLOW_STORE.md);
 * a rise of ``nBackfill`` under the same salts is checkpoint progress (**backfill**);
   PASSIVE, FULL and RESTART cannot be told apart from outside;
 * ``nBackfillAttempted > nBackfill`` is an **interrupted** checkpoint;
@@ -31,10 +42,12 @@ import os
 import tempfile
 import time
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Iterable, Mapping
 
+from .checkpoint_event import CheckpointEvent
+from .files import NotRegular, open_regular
+from .format import WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZE
 from .sample import WalSample
 from .warnings import WalWarning, Warnings
 
@@ -52,63 +65,8 @@ __all__ = [
 #: not as that many resets.
 MAX_PLAUSIBLE_RESETS = 1 << 20
 
-EVENT_TYPES = ("wal_reset", "checkpoint", "interrupted", "wal_deleted", "wal_created")
-
-
-@dataclass(frozen=True)
-class CheckpointEvent:
-    """One inferred event.
-
-    ``type`` is one of ``wal_reset``, ``checkpoint``, ``interrupted``, ``wal_deleted``,
-    ``wal_created``; ``kind`` is ``"truncate"`` or ``"backfill"`` for a checkpoint, else
-    None. ``wall`` is when it was observed (seconds since the epoch). ``frames`` is the
-    number of frames checkpointed (for ``interrupted``: frames attempted but not
-    copied); ``at_least`` says it is a lower bound because sampling cannot see more.
-    ``count`` is how many occurrences the event stands for (resets for ``wal_reset``).
-    Sizes are ``-wal`` file sizes in bytes (None when the file was absent).
-    """
-
-    wall: float
-    type: str
-    kind: str | None = None
-    frames: int | None = None
-    at_least: bool = False
-    wal_size_before: int | None = None
-    wal_size_after: int | None = None
-    salt1: int | None = None
-    count: int = 1
-
-    @property
-    def label(self) -> str:
-        """``truncate`` / ``backfill`` for checkpoints, else the type."""
-        return self.kind if self.type == "checkpoint" and self.kind else self.type
-
-    def to_dict(self) -> dict[str, Any]:
-        """The ``--events`` JSON object (issue 3), plus ``time`` (epoch seconds),
-        ``frames`` and ``at_least``."""
-        d: dict[str, Any] = {"type": self.type, "time": self.wall}
-        if self.type == "wal_reset":
-            d.update(salt1=self.salt1, resets=self.count)
-        if self.type == "checkpoint":
-            d["kind"] = self.kind
-        d.update(
-            frames=self.frames, at_least=self.at_least,
-            wal_size_before=self.wal_size_before, wal_size_after=self.wal_size_after,
-        )
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "CheckpointEvent":
-        """Inverse of :meth:`to_dict`. Raises ``KeyError``/``TypeError``/``ValueError``
-        on malformed input."""
-        if d["type"] not in EVENT_TYPES:
-            raise ValueError(f"unknown event type {d['type']!r}")
-        return cls(
-            wall=float(d["time"]), type=d["type"], kind=d.get("kind"),
-            frames=d.get("frames"), at_least=bool(d.get("at_least", False)),
-            wal_size_before=d.get("wal_size_before"), wal_size_after=d.get("wal_size_after"),
-            salt1=d.get("salt1"), count=int(d.get("resets", 1) or 1),
-        )
+#: At most this many bytes per kept event are read back from a history file (its tail).
+_BYTES_PER_EVENT = 1024
 
 
 def state_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -129,8 +87,37 @@ def history_path(db_path: str | os.PathLike[str], base: Path | None = None) -> P
     return (base or state_dir()) / "stepflow-top" / "history" / f"{key}.jsonl"
 
 
+def _read_tail(path: Path, limit: int) -> bytes:
+    """The last ``limit`` bytes of the regular file ``path``, from its first whole line.
+    Raises ``FileNotFoundError``, :class:`~.files.NotRegular` or another ``OSError``."""
+    fd = open_regular(path, "a history file")
+    try:
+        start = max(0, os.fstat(fd).st_size - limit)
+        data = os.pread(fd, limit, start)
+    finally:
+        os.close(fd)
+    return data.split(b"\n", 1)[1] if start and b"\n" in data else data
+
+
 def _pending(s: WalSample) -> int:
     return s.pending or 0
+
+
+def _shortened(prev: WalSample, cur: WalSample) -> bool:
+    """After a reset: is the ``-wal`` shorter than at the previous sample, and cut at a
+    frame boundary? Then it was truncated in between, although the 0-byte moment (which
+    lasts until the next commit) was not sampled. A TRUNCATE leaves 0 bytes and commits
+    then append a 32-byte header and whole frames, so the size stays on a boundary
+    (frames being appended but not yet committed included: the live figure from
+    ``-shm`` lags them, which is why it is not used here). A ``journal_size_limit``
+    trim cuts the file at the limit, which is rarely a boundary."""
+    if cur.wal_size is None or prev.wal_size is None or cur.wal_size >= prev.wal_size:
+        return False
+    page = cur.page_size
+    if not page or cur.wal_size == 0:
+        return True
+    return cur.wal_size >= WAL_HEADER_SIZE and (
+        (cur.wal_size - WAL_HEADER_SIZE) % (page + WAL_FRAME_HEADER_SIZE) == 0)
 
 
 class CheckpointHistory:
@@ -223,7 +210,8 @@ class CheckpointHistory:
         truncated = cur.wal_size == 0 and (prev.wal_size or 0) > 0
         if s0 is not None and s1 is not None and s0 != s1:
             delta = (s1 - s0) & 0xFFFFFFFF
-            if delta <= MAX_PLAUSIBLE_RESETS:
+            plausible = delta <= MAX_PLAUSIBLE_RESETS
+            if plausible:
                 count = delta
             else:
                 # Random salts: the first frame written by a connection that never reset
@@ -237,10 +225,10 @@ class CheckpointHistory:
                     wal_size_before=prev.wal_size, wal_size_after=cur.wal_size,
                     salt1=s1, count=count,
                 ))
-                if cur.wal_size == 0:
+                if cur.wal_size == 0 or (plausible and _shortened(prev, cur)):
                     events.append(CheckpointEvent(
                         t, "checkpoint", "truncate", frames=_pending(prev), at_least=True,
-                        wal_size_before=prev.wal_size, wal_size_after=0, salt1=s1,
+                        wal_size_before=prev.wal_size, wal_size_after=cur.wal_size, salt1=s1,
                     ))
             if (cur.backfilled or 0) > 0:
                 events.append(CheckpointEvent(
@@ -312,23 +300,31 @@ class CheckpointHistory:
 
     # -- persistence ---------------------------------------------------------------------
     def load(self) -> int:
-        """Read events saved earlier from :attr:`path` (bad lines are skipped). Returns
-        how many were loaded; 0 when there is no file. Never raises for file problems
-        (the reason goes to :attr:`persist_error`)."""
+        """Read events saved earlier from :attr:`path`, validated like the command line
+        (:meth:`CheckpointEvent.from_dict`; bad lines are skipped). Reads at most the
+        last ``max_events`` KiB, never blocks on a FIFO planted there, and stops
+        persisting (``path`` becomes None) when the path is not a regular file. Returns
+        how many events were loaded; 0 when there is no file. Never raises for file
+        problems (the reason goes to :attr:`persist_error`)."""
         if self.path is None:
             return 0
         try:
-            lines = self.path.read_text(encoding="utf-8").splitlines()
+            raw = _read_tail(self.path, max(1 << 20, self.max_events * _BYTES_PER_EVENT))
         except FileNotFoundError:
+            return 0
+        except NotRegular as e:
+            self.persist_error = f"{e} ({self.path}); the checkpoint history is not saved"
+            self.path = None
             return 0
         except OSError as e:
             self.persist_error = str(e)
             return 0
+        now = time.time()
         loaded = []
-        for line in lines:
+        for line in raw.decode("utf-8", "replace").splitlines():
             try:
-                loaded.append(CheckpointEvent.from_dict(json.loads(line)))
-            except (ValueError, KeyError, TypeError):
+                loaded.append(CheckpointEvent.from_dict(json.loads(line), now))
+            except (ValueError, RecursionError):
                 continue
         loaded.sort(key=lambda e: e.wall)
         self._events.extend(loaded)

@@ -12,7 +12,8 @@ Sources:
   END ``EOF`` for "to the end of the file"; a blocked waiter is prefixed ``->``. PID is
   ``locks_translate_pid``: **-1** for an open-file-description (``OFDLCK``) lock, which
   no process owns, and **0** when the owner lives in a pid namespace that the reading
-  ``/proc`` cannot see (a process outside this container).
+  ``/proc`` cannot see (a process outside this container; seen here with the probe
+  run under ``unshare -p -f --mount-proc``, tests/test_wal_locks.py).
 * ``fcntl(F_GETLK)`` (fcntl(2)): reports *one* lock that would conflict, with its pid
   translated the same way.
 * What SQLite locks: every open WAL connection keeps a shared lock on ``-shm`` byte 128
@@ -30,6 +31,7 @@ import sys
 from dataclasses import dataclass
 from typing import Iterable
 
+from .files import open_regular
 from .format import SHM_READ_LOCK_BYTES
 
 __all__ = [
@@ -162,24 +164,10 @@ def _getlk(fd: int, start: int, length: int) -> tuple[int, int] | None:
     return None if ltype == fcntl.F_UNLCK else (ltype, pid)
 
 
-def _open_regular(path: str) -> int:
-    """A read-only descriptor of ``path``, which must still be a regular file (never
-    blocks on a FIFO). Raises ``OSError``."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    if not _is_regular(os.fstat(fd)):
-        os.close(fd)
-        raise OSError(f"{path} is no longer a regular file")
-    return fd
-
-
-def _is_regular(st: os.stat_result) -> bool:
-    return (st.st_mode & 0o170000) == 0o100000
-
-
 def _getlk_file(path: str, ranges: list[tuple[int, int]]) -> list[tuple[int, int] | None]:
     """:func:`_getlk` on each (start, length) range of ``path``, in order. Raises
     ``OSError``."""
-    fd = _open_regular(path)
+    fd = open_regular(path, "a file SQLite locks")
     try:
         return [_getlk(fd, start, length) for start, length in ranges]
     finally:
@@ -195,7 +183,9 @@ def _argv(pid: int) -> list[str] | None:
             raw = f.read(65536)
     except OSError:
         return None
-    return [a.decode("utf-8", "replace") for a in raw.rstrip(b"\0").split(b"\0")] if raw else None
+    if not raw:
+        return None  # a kernel thread, or a process that is exiting
+    return [a.decode("utf-8", "replace") for a in raw.rstrip(b"\0").split(b"\0")]
 
 
 _PYTHON_OPTIONS_WITH_VALUE = {"-W", "-X", "--check-hash-based-pycs"}
@@ -248,7 +238,9 @@ def _read_proc_locks() -> str | None:
         return None
 
 
-def _records_of(records: list[LockRecord], path: str, st: os.stat_result) -> list[LockRecord] | None:
+def _records_of(
+    records: list[LockRecord], path: str, st: os.stat_result
+) -> list[LockRecord] | None:
     """The records on the file ``st`` describes; None when ``/proc/locks`` cannot be
     matched to it. On overlay-like filesystems ``st_dev`` (and with ``xino`` even
     ``st_ino``) differs from what the kernel shows: when nothing matches device and

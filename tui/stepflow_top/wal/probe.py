@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import select
-import stat
 import subprocess
 import sys
 import threading
@@ -38,10 +37,14 @@ from .format import (
     parse_shm_header,
     parse_wal_header,
 )
+from .files import NotRegular, open_regular
 from .locks import Holder, ReadLock, file_locks
 from .sample import WalSample
 
-__all__ = ["ReadLock", "Holder", "WalSample", "Probe", "ProbeError", "sample_once", "read_sample"]
+__all__ = [
+    "ReadLock", "Holder", "WalSample", "Probe", "ProbeError", "sample_once", "read_sample",
+    "parse_request",
+]
 
 _TORN_RETRIES = 8
 
@@ -50,33 +53,12 @@ class ProbeError(RuntimeError):
     """The probe subprocess could not be started, died, answered garbage or timed out."""
 
 
-_KINDS = (
-    (stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
-)
-
-
-class NotRegular(OSError):
-    """A path that is not a regular file (FIFO, device, directory, socket)."""
-
-
-def _check_regular(path: str, st: os.stat_result, what: str) -> None:
-    if not stat.S_ISREG(st.st_mode):
-        kind = next((name for test, name in _KINDS if test(st.st_mode)), "a special file")
-        raise NotRegular(f"{os.path.basename(path)} is {kind}, not {what}")
-
-
 def _read_prefix(path: str, n: int, what: str) -> tuple[os.stat_result, bytes]:
     """Stat and read the first ``n`` bytes of the regular file ``path``. Raises
-    :class:`NotRegular` (message: "NAME is a FIFO, not WHAT") before opening anything
-    else, ``FileNotFoundError`` or another ``OSError``. ``O_NONBLOCK`` covers a FIFO
-    swapped in between the stat and the open: it neither blocks nor gets read."""
-    _check_regular(path, os.stat(path), what)
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    :class:`~.files.NotRegular`, ``FileNotFoundError`` or another ``OSError``."""
+    fd = open_regular(path, what)
     try:
-        st = os.fstat(fd)
-        _check_regular(path, st, what)
-        return st, os.pread(fd, n, 0)
+        return os.fstat(fd), os.pread(fd, n, 0)
     finally:
         os.close(fd)
 
