@@ -47,7 +47,7 @@ READER = textwrap.dedent("""
     refresher = Refresher(locate_store(root))
     request = ViewRequest(text="no-such-run-anywhere") if mode == "checkpoint" else ViewRequest()
     try:
-        from stepflow_top.live.schedule import RefreshScheduler
+        from stepflow_top.live.schedule import ROLLBACK_INTERVAL, RefreshScheduler
     except ImportError:
         RefreshScheduler = None
     scheduler = RefreshScheduler() if RefreshScheduler else None
@@ -76,10 +76,12 @@ READER = textwrap.dedent("""
             if delay is None:
                 continue
             time.sleep(delay); scheduler.start()
-        refresher.refresh(request, datetime.now(), force=True)
+        snapshot = refresher.refresh(request, datetime.now(), force=True)
         refreshes += 1
         if scheduler is not None:
             scheduler.finish()
+            if snapshot is not None and snapshot.journal_mode not in ("wal", "?"):
+                scheduler.min_interval = ROLLBACK_INTERVAL  # as the TUI does
     print(refreshes, flush=True)
 """)
 

@@ -124,7 +124,6 @@ class Refresher:
         self._last_request: ViewRequest | None = None
         self._identity: tuple[int, int] | None = None
         self._offset: tuple[timedelta, str] | None = None
-        self._stored: tuple[tuple, dict[str, int]] | None = None
         # close() may come from the UI thread while a worker thread refreshes: a
         # connection closed under a running statement crashes the process.
         self._lock = threading.Lock()
@@ -151,7 +150,8 @@ class Refresher:
 
     def _failed(self, request: ViewRequest, now: datetime, error: str) -> StoreSnapshot:
         self.reader.close()
-        self._token = self._stored = None
+        self._token = None
+        self.tracker.distrust_counts()
         return StoreSnapshot(now, request, error=error, stall_after=self.stall_after)
 
     def _refresh(
@@ -168,24 +168,31 @@ class Refresher:
             self._identity = identity
         sample = self._sample()
         token = _change_token(database, sample)
-        if not force and token == self._token and request == self._last_request:
-            return None
         immutable = closed_wal_store(database, sample.wal_mode if sample else None)
+        unseen: list[dict] = []
+        if not force and token == self._token and request == self._last_request:
+            if not self.tracker.count_due:
+                return None
+            with self.reader.session(immutable=immutable):
+                recounted = self.tracker.recount()
+            if recounted is None:
+                return None
+            unseen = recounted  # rows went away (or came) unseen: read the views again
         with self.reader.session(immutable=immutable):
             writer = self._writer(sample)
             self.reader.writer_offset = writer.offset
             judgement = judgement_for(writer, now, self.stall_after)
-            events = self.tracker.poll(judgement)
+            events = unseen + self.tracker.poll(judgement, recount=force)
             window = Window(())
             if request.limit:
                 window = self.reader.executions(
                     judgement, limit=request.limit, text=request.text or None,
                     status=request.status)
             counts = Counts(
-                executions=self.tracker.marks[1],
+                executions=self.tracker.executions,
                 steps=self.reader.count("steps") if tables else None,
                 artifacts=self.reader.count("artifacts") if tables else None,
-                stored=self._stored_counts(events, force),
+                stored={k: n for k, n in self.tracker.stored_counts.items() if n > 0},
                 live=self.tracker.live_executions,
             )
             detail = self.reader.detail(request.execution_id) if request.execution_id else None
@@ -203,15 +210,6 @@ class Refresher:
             return self.probe.sample(self.paths.database)
         except ProbeError:
             return None  # attachment unknown; change detection falls back to stat()
-
-    def _stored_counts(self, events: list[dict], force: bool) -> dict[str, int]:
-        # Per-status counts scan the status index: only after a run was added, ended
-        # or deleted (the change feed saw it) or the row count moved.
-        key = (self.tracker.marks[:2],)
-        moved = any(e["type"] != "step" for e in events)
-        if force or moved or self._stored is None or self._stored[0] != key:
-            self._stored = (key, self.reader.stored_status_counts())
-        return self._stored[1]
 
     def _writer(self, sample: WalSample | None) -> WriterState:
         attached = sample.writer_attached if sample is not None else None
