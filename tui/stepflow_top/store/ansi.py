@@ -25,7 +25,7 @@ and independent escapes); SGR parameters: ECMA-48 8.3.117 plus the xterm extensi
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 # A colour: None for the terminal's default, 0-255 for the 256-colour palette
 # (0-15 are the ANSI colours), or (red, green, blue) for 24-bit colour.
@@ -49,7 +49,8 @@ TAB_SIZE = 8
 
 @dataclass(frozen=True, slots=True)
 class Rendition:
-    """The graphic rendition a terminal would draw text with."""
+    """The graphic rendition a terminal would draw text with (blinking and
+    concealed text are drawn plainly)."""
 
     fg: Colour = None
     bg: Colour = None
@@ -57,17 +58,15 @@ class Rendition:
     dim: bool = False
     italic: bool = False
     underline: bool = False
-    blink: bool = False
     reverse: bool = False
     strike: bool = False
 
 
 PLAIN = Rendition()
 _FLAGS = {1: ("bold", True), 2: ("dim", True), 3: ("italic", True), 4: ("underline", True),
-          5: ("blink", True), 6: ("blink", True), 7: ("reverse", True), 9: ("strike", True),
-          21: ("underline", True), 23: ("italic", False), 24: ("underline", False),
-          25: ("blink", False), 27: ("reverse", False), 29: ("strike", False)}
-_FIELDS = tuple(f.name for f in fields(Rendition))
+          7: ("reverse", True), 9: ("strike", True), 21: ("underline", True),
+          23: ("italic", False), 24: ("underline", False), 27: ("reverse", False),
+          29: ("strike", False)}
 
 
 def _number(text: str) -> int:
