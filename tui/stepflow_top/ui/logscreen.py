@@ -129,14 +129,17 @@ class LogScreen(Screen):
         snapshot = self.app.snapshot
         if snapshot is None or snapshot.detail is None:
             return
-        detail = snapshot.detail
+        detail, ended = snapshot.detail, self.ended
+        if detail.execution.id != self.execution.id:
+            return
+        self.execution = detail.execution
         step = next((s for s in detail.steps if s.id == self.step.id), None)
-        if detail.execution.id == self.execution.id:
-            self.execution = detail.execution
         if step is not None and step != self.step:
             self.step = step
             self._show_summary()
             self._check_file()
+        if self.ended != ended:  # what a missing file means has changed
+            self._load()
 
     def _show_summary(self) -> None:
         step, now = self.step, self.app.now
@@ -185,7 +188,7 @@ class LogScreen(Screen):
         field = self.query_one("#search", Input)
         if not field.has_class("hidden"):
             field.add_class("hidden")
-            self.view.focus()
+            self.set_focus(self.view)
         elif self.view.search:
             self.view.search, self.view.current = "", None
         else:
@@ -194,13 +197,15 @@ class LogScreen(Screen):
     def action_search(self) -> None:
         field = self.query_one("#search", Input)
         field.remove_class("hidden")
-        field.focus()
+        # At once, not after a refresh as focus() does: the next key typed goes to
+        # the box, not to this screen's bindings.
+        self.set_focus(field)
 
     @on(Input.Submitted, "#search")
     def _search_submitted(self, event: Input.Submitted) -> None:
         self.view.search = event.value
         event.input.add_class("hidden")
-        self.view.focus()
+        self.set_focus(self.view)
         self._move_to(self.view.matches(), +1, include_current=True, what="match")
 
     def action_next_match(self) -> None:
