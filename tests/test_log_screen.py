@@ -118,6 +118,24 @@ async def test_w_wraps_long_lines_at_the_view_width_and_back(fixture_store):
         assert view.virtual_size.height == 3
 
 
+async def test_wrap_and_timestamps_keep_the_line_being_read_on_top(fixture_store):
+    step_log(fixture_store, NIGHTLY, 0).write_text(
+        "".join(f"{STAMP}line {i} " + "x" * 150 + "\n" for i in range(300)))
+    app = make_app(fixture_store)
+    async with app.run_test(size=(100, 30)) as pilot:
+        view = (await open_log(pilot, app)).view
+        await pilot.press("g")
+        view.scroll_to(y=200, animate=False)
+        await pilot.pause()
+        assert view.top_line == 200
+        await pilot.press("w")
+        assert view.top_line == 200 and view.scroll_offset.y > 200
+        await pilot.press("t")
+        assert view.top_line == 200
+        await pilot.press("w", "t")
+        assert view.top_line == 200 and view.scroll_offset.y == 200
+
+
 async def test_t_hides_and_shows_the_service_timestamps(fixture_store):
     app = make_app(fixture_store)
     async with app.run_test(size=(100, 30)) as pilot:

@@ -200,7 +200,7 @@ class AnsiReader:
             if match["csi"] is not None:
                 if _is_sgr(match):
                     new = self._apply(match["params"])
-                    if new is not self.rendition:
+                    if new != self.rendition:
                         if length > start and self.rendition is not PLAIN:
                             spans.append((start, length, self.rendition))
                         start, self.rendition = length, new

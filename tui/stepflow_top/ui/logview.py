@@ -75,7 +75,8 @@ class LogView(ScrollView, can_focus=True):
         self.lines: list[str] = []
         self.empty_text = ""  # shown, line by line, while there are no lines
         self._cells: list[int] = []
-        self._starts: list[int] = []  # first row of each line while wrapping
+        # The first row of each line while the layout wraps; empty while it does not.
+        self._starts: list[int] = []
         self._wrap_width = 0
         self._matches: list[int] | None = None
         self._strips: LRUCache[tuple[int, Style], Strip] = LRUCache(1024)
@@ -116,11 +117,11 @@ class LogView(ScrollView, can_focus=True):
 
     def row_of(self, line: int) -> int:
         """The first row ``line`` is drawn on."""
-        return self._starts[line] if self.wrap and line < len(self._starts) else line
+        return self._starts[line] if line < len(self._starts) else line
 
     def line_at(self, row: int) -> int:
         """The line drawn on ``row``."""
-        return bisect_right(self._starts, row) - 1 if self.wrap and self._starts else row
+        return bisect_right(self._starts, row) - 1 if self._starts else row
 
     def matches(self) -> list[int]:
         """Indices of lines whose shown text holds the search text (case-insensitive);
@@ -159,19 +160,24 @@ class LogView(ScrollView, can_focus=True):
         if follow:
             self.scroll_end(animate=False)
 
-    def watch_wrap(self) -> None:
+    def _keeping_top_line(self, change) -> None:
+        """Apply ``change`` (which moves rows) with the same line on top after it."""
         top = self.top_line
-        self._relayout()
-        self.scroll_to(x=0, y=self.row_of(top), animate=False)
+        change()
+        if self.follow:
+            self.scroll_end(animate=False)
+        else:
+            self.scroll_to(x=0, y=self.row_of(top), animate=False)
+
+    def watch_wrap(self) -> None:
+        self._keeping_top_line(self._relayout)
 
     def watch_timestamps(self) -> None:
-        self._reshape()
+        self._keeping_top_line(self._reshape)
 
     def on_resize(self) -> None:
         if self.wrap and self.scrollable_content_region.width != self._wrap_width:
-            top = self.top_line
-            self._relayout()
-            self.scroll_to(y=self.row_of(top), animate=False)
+            self._keeping_top_line(self._relayout)
 
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)
@@ -242,7 +248,7 @@ class LogView(ScrollView, can_focus=True):
         width = self.scrollable_content_region.width
         style = self.rich_style
         index, part = row, 0
-        if self.wrap and self._starts:
+        if self._starts:
             index = self.line_at(row)
             part = row - self._starts[index] if 0 <= index < len(self.lines) else 0
         if not self.lines:
@@ -252,12 +258,12 @@ class LogView(ScrollView, can_focus=True):
                 return Strip(list(text.render(self.app.console)), text.cell_len).crop_extend(
                     scroll_x, scroll_x + width, style)
             return Strip.blank(width, style)
-        if not 0 <= index < len(self.lines) or (self.wrap and row >= self.virtual_size.height):
+        if not 0 <= index < len(self.lines) or (self._starts and row >= self.virtual_size.height):
             return Strip.blank(width, style)
         level = LEVEL_STYLES.get(self.entries[index].level)
         base = style + level if level else style
         if index == self.current:
             base += CURRENT_LINE_STYLE
         strip = self._strip(index, base)
-        left = part * self._wrap_width if self.wrap else scroll_x
+        left = part * self._wrap_width if self._starts else scroll_x
         return strip.crop_extend(left, left + width, base)
