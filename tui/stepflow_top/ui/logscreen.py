@@ -59,6 +59,7 @@ class LogScreen(Screen):
         self._read: LogRead | None = None
         self._reading = False
         self._levels: Counter[Level] = Counter()
+        self._cut_lines = False
 
     def compose(self) -> ComposeResult:
         yield StoreBar()
@@ -120,6 +121,7 @@ class LogScreen(Screen):
         self._reading = False
         self._read, self._version = result, version
         self._levels = Counter(line.level for line in shaped if line.level)
+        self._cut_lines = any(line.cut_before or line.cut_after for line in shaped)
         self.view.empty_text = result.missing or ("(the log file is empty)"
                                                   if not result.raw else "")
         self.view.set_lines(shaped)
@@ -155,31 +157,38 @@ class LogScreen(Screen):
         self.query_one("#step-summary", TextPanel).update(text)
 
     def _show_state(self, _value=None) -> None:
+        """One line, most urgent first (it is cut at the screen's width): the search
+        counter, following, why something is missing or cut, then sizes and path."""
         read, view = self._read, self.view
-        text = Text(no_wrap=True, overflow="ellipsis", style="dim")
-        if read is None:
-            text.append("reading…")
-        elif read.missing:
-            text.append(read.missing.splitlines()[0], "yellow")
-        else:
-            text.append(f"{len(read.raw)} lines, {formatting.size(read.size)}")
-            if read.first_cut:
-                text.append(" (one line longer than the part read: its start is cut)", "yellow")
-            elif read.skipped_bytes:
-                text.append(f" (the first {formatting.size(read.skipped_bytes)} not shown)")
-            if any(entry.cut_after or entry.cut_before for entry in view.entries):
-                text.append(f"  ·  lines cut at {MAX_LINE_CHARS:,} characters (…)")
-            errors, warnings = self._levels[Level.ERROR], self._levels[Level.WARNING]
-            if errors or warnings:
-                text.append(f"  ·  {errors} error, {warnings} warning lines (e/E)")
-            if self.step.status == "running" and self.ended:
-                text.append(f"  ·  {NEVER_WRITTEN}: its end is missing", "yellow")
-        text.append("  ·  following" if view.follow else "  ·  not following (F follows)")
+        parts: list[tuple[str, str]] = []
         if view.search:
             matches = view.matches()
             at = matches.index(view.current) + 1 if view.current in matches else 0
-            text.append(f"  ·  {at}/{len(matches)} for {literal(view.search)!r}")
-        text.append(f"  ·  {literal(self.path)}")
+            parts.append((f"{at}/{len(matches)} for {literal(view.search)!r}", "bold"))
+        parts.append(("following", "") if view.follow else ("not following (F follows)", ""))
+        if read is None:
+            parts.append(("reading…", ""))
+        elif read.missing:
+            parts.append((read.missing.splitlines()[0], "yellow"))
+        else:
+            if self.step.status == "running" and self.ended:
+                parts.append((f"{NEVER_WRITTEN}: its end is missing", "yellow"))
+            if read.first_cut:
+                parts.append(("one line is longer than the part read: its start is cut",
+                              "yellow"))
+            size = f"{len(read.raw)} lines, {formatting.size(read.size)}"
+            if read.skipped_bytes and not read.first_cut:
+                size += f" (the first {formatting.size(read.skipped_bytes)} not shown)"
+            parts.append((size, ""))
+            if self._cut_lines:
+                parts.append((f"lines cut at {MAX_LINE_CHARS:,} characters (…)", ""))
+            errors, warnings = self._levels[Level.ERROR], self._levels[Level.WARNING]
+            if errors or warnings:
+                parts.append((f"{errors} error, {warnings} warning lines (e/E)", ""))
+        parts.append((literal(self.path), ""))
+        text = Text(no_wrap=True, overflow="ellipsis", style="dim")
+        for index, (part, style) in enumerate(parts):
+            text.append(("  ·  " if index else "") + part, style)
         self.query_one("#log-state", TextPanel).update(text)
 
     # -- actions -----------------------------------------------------------

@@ -63,6 +63,10 @@ class LogView(ScrollView, can_focus=True):
     service's ``[time] `` prefixes.
     """
 
+    # The vertical scrollbar's room is kept when there is no scrollbar, so the
+    # wrapping width does not change when wrapped rows make one appear.
+    DEFAULT_CSS = "LogView { scrollbar-gutter: stable; }"
+
     search: reactive[str] = reactive("")
     current: reactive[int | None] = reactive(None)
     follow: reactive[bool] = reactive(True)
