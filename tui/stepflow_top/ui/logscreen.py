@@ -1,24 +1,31 @@
-"""Screen 3: a step's log, tail-following, with search."""
+"""Screen 3: a step's log, tail-following, with colours, search and error jumps."""
 
 from __future__ import annotations
 
+import os
+import shlex
+import subprocess
+from collections import Counter
 from pathlib import Path
 
 from rich.text import Text
 from textual import on, work
-from textual.app import ComposeResult
+from textual.app import ComposeResult, SuspendNotSupported
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Input
 
 from .. import formatting
-from ..store.logs import LogRead, log_version, read_log
-from ..store.models import Execution, Step, step_label
+from ..store.loglines import MAX_LINE_CHARS, Level, LogLine
+from ..store.logs import NEVER_WRITTEN, LogRead, LogRefused, log_version, open_log, read_log
+from ..store.models import FINAL_EXECUTION, Execution, Step, step_label
 from ..store.text import literal
-from .app import FilesChanged
 from .bar import STEP_STYLES, StoreBar
 from .logview import LogView
+from .messages import FilesChanged, WatchFolder
 from .widgets import TextPanel
+
+DEFAULT_PAGER = "less -R"
 
 
 class LogScreen(Screen):
@@ -28,9 +35,18 @@ class LogScreen(Screen):
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("slash", "search", "Search", key_display="/"),
-        Binding("n", "next_match", "Next"),
-        Binding("N", "previous_match", "Prev"),
+        Binding("n", "next_match", "Next match"),
+        Binding("N", "previous_match", "Previous match", show=False),
+        Binding("e", "next_level", "Next error"),
+        Binding("E", "previous_level", "Previous error", show=False),
+        Binding("g", "top", "Top", show=False),
+        Binding("G", "end", "End (follow)", show=False),
+        Binding("j", "line_down", "Down a line", show=False),
+        Binding("k", "line_up", "Up a line", show=False),
         Binding("F", "toggle_follow", "Follow"),
+        Binding("w", "toggle_wrap", "Wrap"),
+        Binding("t", "toggle_timestamps", "Times"),
+        Binding("o", "pager", "Pager"),
         Binding("y", "copy_path", "Copy path", show=False),
     ]
 
@@ -42,6 +58,8 @@ class LogScreen(Screen):
         self._version: tuple[int, int, int] | None = None
         self._read: LogRead | None = None
         self._reading = False
+        self._levels: Counter[Level] = Counter()
+        self._cut_lines = False
 
     def compose(self) -> ComposeResult:
         yield StoreBar()
@@ -53,16 +71,29 @@ class LogScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.app.watch_folder(self.path.parent)
+        self._watch_folder(self.path.parent)
         self.watch(self.app, "snapshot", self._step_changed)
         self.watch(self.app, "now", self._check_file)
+        for name in ("follow", "wrap", "timestamps", "current", "search"):
+            self.watch(self.view, name, self._show_state, init=False)
         self._show_summary()
         self._load()
-        self.query_one(LogView).focus()
+        self.view.focus()
+
+    def _watch_folder(self, folder: Path | None) -> None:
+        if hasattr(self.app, "on_watch_folder"):
+            self.post_message(WatchFolder(folder))
+        else:  # until the App handles WatchFolder
+            self.app.watch_folder(folder)
 
     @property
     def view(self) -> LogView:
         return self.query_one(LogView)
+
+    @property
+    def ended(self) -> bool:
+        """The step will not be saved again: finished, or inside a final execution."""
+        return self.step.finished or self.execution.stored_status in FINAL_EXECUTION
 
     # -- reading -----------------------------------------------------------
     def on_files_changed(self, _message: FilesChanged) -> None:
@@ -79,27 +110,38 @@ class LogScreen(Screen):
 
     @work(thread=True, exclusive=True, group="log")
     def _read_worker(self) -> None:
-        result = read_log(self.path)
-        self.app.call_from_thread(self._apply, result)
+        version = log_version(self.path)
+        result = read_log(self.path, executions_dir=self.app.paths.executions_dir,
+                          ended=self.ended)
+        # Shaped here (colours, levels), off the UI thread.
+        self.app.call_from_thread(self._apply, version, result, result.shaped)
 
-    def _apply(self, result: LogRead) -> None:
+    def _apply(self, version: tuple[int, int, int] | None, result: LogRead,
+               shaped: tuple[LogLine, ...]) -> None:
         self._reading = False
-        self._read = result
-        self._version = result.version if result.missing is None else None
+        self._read, self._version = result, version
+        self._levels = Counter(line.level for line in shaped if line.level)
+        self._cut_lines = any(line.cut_before or line.cut_after for line in shaped)
         self.view.empty_text = result.missing or ("(the log file is empty)"
-                                                  if not result.lines else "")
-        self.view.set_lines(list(result.lines))
+                                                  if not result.raw else "")
+        self.view.set_lines(shaped)
         self._show_state()
 
     def _step_changed(self, _value=None) -> None:
         snapshot = self.app.snapshot
         if snapshot is None or snapshot.detail is None:
             return
-        step = next((s for s in snapshot.detail.steps if s.id == self.step.id), None)
+        detail, ended = snapshot.detail, self.ended
+        if detail.execution.id != self.execution.id:
+            return
+        self.execution = detail.execution
+        step = next((s for s in detail.steps if s.id == self.step.id), None)
         if step is not None and step != self.step:
             self.step = step
             self._show_summary()
             self._check_file()
+        if self.ended != ended:  # what a missing file means has changed
+            self._load()
 
     def _show_summary(self) -> None:
         step, now = self.step, self.app.now
@@ -114,21 +156,39 @@ class LogScreen(Screen):
             text.append(f"\nerror: {literal(step.error_message)}", "bold red")
         self.query_one("#step-summary", TextPanel).update(text)
 
-    def _show_state(self) -> None:
+    def _show_state(self, _value=None) -> None:
+        """One line, most urgent first (it is cut at the screen's width): the search
+        counter, following, why something is missing or cut, then sizes and path."""
         read, view = self._read, self.view
-        text = Text(no_wrap=True, overflow="ellipsis", style="dim")
-        if read is None:
-            text.append("reading…")
-        elif read.missing:
-            text.append(read.missing.splitlines()[0], "yellow")
-        else:
-            text.append(f"{len(read.lines)} lines, {formatting.size(read.size)}")
-            if read.skipped_bytes:
-                text.append(f" (the first {formatting.size(read.skipped_bytes)} not shown)")
-        text.append("  ·  following" if view.follow else "  ·  not following (F follows)")
+        parts: list[tuple[str, str]] = []
         if view.search:
-            text.append(f"  ·  {len(view.matches())} matches for {literal(view.search)!r}")
-        text.append(f"  ·  {literal(self.path)}")
+            matches = view.matches()
+            at = matches.index(view.current) + 1 if view.current in matches else 0
+            parts.append((f"{at}/{len(matches)} for {literal(view.search)!r}", "bold"))
+        parts.append(("following", "") if view.follow else ("not following (F follows)", ""))
+        if read is None:
+            parts.append(("reading…", ""))
+        elif read.missing:
+            parts.append((read.missing.splitlines()[0], "yellow"))
+        else:
+            if self.step.status == "running" and self.ended:
+                parts.append((f"{NEVER_WRITTEN}: its end is missing", "yellow"))
+            if read.first_cut:
+                parts.append(("one line is longer than the part read: its start is cut",
+                              "yellow"))
+            size = f"{len(read.raw)} lines, {formatting.size(read.size)}"
+            if read.skipped_bytes and not read.first_cut:
+                size += f" (the first {formatting.size(read.skipped_bytes)} not shown)"
+            parts.append((size, ""))
+            if self._cut_lines:
+                parts.append((f"lines cut at {MAX_LINE_CHARS:,} characters (…)", ""))
+            errors, warnings = self._levels[Level.ERROR], self._levels[Level.WARNING]
+            if errors or warnings:
+                parts.append((f"{errors} error, {warnings} warning lines (e/E)", ""))
+        parts.append((literal(self.path), ""))
+        text = Text(no_wrap=True, overflow="ellipsis", style="dim")
+        for index, (part, style) in enumerate(parts):
+            text.append(("  ·  " if index else "") + part, style)
         self.query_one("#log-state", TextPanel).update(text)
 
     # -- actions -----------------------------------------------------------
@@ -137,52 +197,115 @@ class LogScreen(Screen):
         field = self.query_one("#search", Input)
         if not field.has_class("hidden"):
             field.add_class("hidden")
-            self.view.focus()
+            self.set_focus(self.view)
         elif self.view.search:
             self.view.search, self.view.current = "", None
-            self._show_state()
         else:
             self.app.pop_screen()
 
     def action_search(self) -> None:
         field = self.query_one("#search", Input)
         field.remove_class("hidden")
-        field.focus()
+        # At once, not after a refresh as focus() does: the next key typed goes to
+        # the box, not to this screen's bindings.
+        self.set_focus(field)
 
     @on(Input.Submitted, "#search")
     def _search_submitted(self, event: Input.Submitted) -> None:
         self.view.search = event.value
         event.input.add_class("hidden")
-        self.view.focus()
-        self._move_match(+1, include_current=True)
+        self.set_focus(self.view)
+        self._move_to(self.view.matches(), +1, include_current=True, what="match")
 
     def action_next_match(self) -> None:
-        self._move_match(+1)
+        self._move_to(self.view.matches(), +1, what="match")
 
     def action_previous_match(self) -> None:
-        self._move_match(-1)
+        self._move_to(self.view.matches(), -1, what="match")
 
-    def _move_match(self, direction: int, include_current: bool = False) -> None:
+    def action_next_level(self) -> None:
+        self._move_to(self.view.levelled(), +1, what="error or warning")
+
+    def action_previous_level(self) -> None:
+        self._move_to(self.view.levelled(), -1, what="error or warning")
+
+    def _move_to(self, lines: list[int], direction: int, *, what: str,
+                 include_current: bool = False) -> None:
+        """Go to the next (or previous) of ``lines`` from the current line, wrapping
+        round at the ends with a notice."""
         view = self.view
-        matches = view.matches()
-        if not matches:
-            if view.search:
+        if not lines:
+            if what != "match":
+                self.notify(f"no {what} lines", timeout=2)
+            elif view.search:
                 self.notify(f"no match for {literal(view.search)!r}", timeout=2, markup=False)
-            self._show_state()
             return
-        here = view.current if view.current is not None else int(view.scroll_offset.y)
+        here = view.current if view.current is not None else view.top_line
         if direction > 0:
-            ahead = [m for m in matches if m > here or (include_current and m == here)]
-            target = ahead[0] if ahead else matches[0]
+            ahead = [m for m in lines if m > here or (include_current and m == here)]
+            target, wrapped = (ahead[0], False) if ahead else (lines[0], True)
         else:
-            behind = [m for m in matches if m < here]
-            target = behind[-1] if behind else matches[-1]
+            behind = [m for m in lines if m < here]
+            target, wrapped = (behind[-1], False) if behind else (lines[-1], True)
+        if wrapped:
+            self.notify("passed the end: continued from the top" if direction > 0
+                        else "passed the top: continued from the end", timeout=2)
         view.goto(target)
-        self._show_state()
+
+    def action_top(self) -> None:
+        self.view.action_scroll_home()
+
+    def action_end(self) -> None:
+        self.view.action_scroll_end()
+
+    def action_line_down(self) -> None:
+        self.view.action_scroll_down()
+
+    def action_line_up(self) -> None:
+        self.view.action_scroll_up()
 
     def action_toggle_follow(self) -> None:
         self.view.follow = not self.view.follow
-        self._show_state()
+
+    def action_toggle_wrap(self) -> None:
+        self.view.wrap = not self.view.wrap
+
+    def action_toggle_timestamps(self) -> None:
+        self.view.timestamps = not self.view.timestamps
+
+    def action_pager(self) -> None:
+        """The whole file in ``$PAGER`` (default ``less -R``), given on its standard
+        input from a descriptor opened the safe way (``open_log``), so the pager
+        reads the file that was checked, never a path that could be swapped."""
+        try:
+            command = shlex.split(os.environ.get("PAGER") or DEFAULT_PAGER)
+        except ValueError as exc:
+            self.notify(f"cannot read $PAGER: {exc}", severity="error", timeout=5, markup=False)
+            return
+        try:
+            fd = open_log(self.path, executions_dir=self.app.paths.executions_dir)
+        except FileNotFoundError:
+            self.notify("there is no log file to page", severity="warning", timeout=3)
+            return
+        except LogRefused as exc:
+            self.notify(str(exc), severity="warning", timeout=4, markup=False)
+            return
+        except OSError as exc:
+            self.notify(f"cannot open the log: {exc.strerror or exc}", severity="error",
+                        timeout=4, markup=False)
+            return
+        try:
+            with self.app.suspend():
+                subprocess.run(command, stdin=fd, check=False)
+        except SuspendNotSupported:
+            self.notify("this terminal cannot hand over to a pager", severity="warning",
+                        timeout=3)
+        except OSError as exc:
+            self.notify(f"cannot run the pager {literal(command[0])!r}: "
+                        f"{exc.strerror or exc} (set $PAGER)", severity="error", timeout=5,
+                        markup=False)
+        finally:
+            os.close(fd)
 
     def action_copy_path(self) -> None:
         self.app.copy_to_clipboard(str(self.path))
