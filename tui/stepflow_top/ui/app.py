@@ -37,6 +37,7 @@ from ..store.locate import StorePaths
 from ..store.models import Judgement, Status
 from ..store.text import literal
 from .help import HelpScreen
+from .messages import FilesChanged, WatchFolder
 
 if TYPE_CHECKING:  # the check runners load when a check runs, not at start-up
     from ..wal.integrity import IntegrityReport, IntegrityRunner
@@ -319,6 +320,11 @@ class StepflowTop(App):
             except ScreenStackError:  # between modes: no screen to tell
                 pass
 
+    def on_watch_folder(self, message: WatchFolder) -> None:
+        """A screen asks for its folder to be watched too (the log screen: its step's
+        log folder), or for none (``folder`` None)."""
+        self.watch_folder(message.folder)
+
     def watch_folder(self, folder: Path | None) -> None:
         """Also watch ``folder`` for changes (an open execution's log folder)."""
         folders = [self.paths.database_dir] + ([folder] if folder else [])
@@ -421,7 +427,3 @@ class StepflowTop(App):
         self.notify(f"{kind} every {new:g}s", timeout=2)
         self.settings.interval = new
         self.settings.save()
-
-
-class FilesChanged(Message):
-    """A file-event hint arrived (log views re-check their file)."""

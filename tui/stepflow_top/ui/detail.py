@@ -15,6 +15,7 @@ from textual.widgets import Footer, TabbedContent, TabPane
 from .. import formatting
 from ..store.models import ExecutionDetail, Judgement, StepView
 from ..store.text import literal
+from .messages import WatchFolder
 from .bar import STATUS_STYLES, STEP_STYLES, StoreBar
 from .widgets import KeyedTable, TextPanel, cell
 
@@ -86,7 +87,7 @@ class DetailScreen(Screen):
 
     def on_screen_resume(self) -> None:
         self.app.set_request(execution_id=self.execution_id)
-        self.app.watch_folder(None)
+        self.post_message(WatchFolder(None))
 
     @property
     def steps_table(self) -> KeyedTable:

@@ -71,7 +71,7 @@ class LogScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self._watch_folder(self.path.parent)
+        self.post_message(WatchFolder(self.path.parent))
         self.watch(self.app, "snapshot", self._step_changed)
         self.watch(self.app, "now", self._check_file)
         for name in ("follow", "wrap", "timestamps", "current", "search"):
@@ -79,12 +79,6 @@ class LogScreen(Screen):
         self._show_summary()
         self._load()
         self.view.focus()
-
-    def _watch_folder(self, folder: Path | None) -> None:
-        if hasattr(self.app, "on_watch_folder"):
-            self.post_message(WatchFolder(folder))
-        else:  # until the App handles WatchFolder
-            self.app.watch_folder(folder)
 
     @property
     def view(self) -> LogView:
