@@ -63,6 +63,38 @@ def _read_prefix(path: str, n: int, what: str) -> tuple[os.stat_result, bytes]:
         os.close(fd)
 
 
+_PINNED: dict[str, tuple[int, tuple[int, int]]] = {}  # path -> (O_PATH fd, (dev, ino))
+
+
+def pin_identity(path: str, st: os.stat_result) -> None:
+    """Keep an ``O_PATH`` descriptor on the database file the path names now, moving it
+    when the path names another file. While it is held the inode number cannot be
+    handed to a new file, so a database deleted and created again (an operator reset)
+    always shows a new device/inode to ``os.stat`` in the monitor (DESIGN.md promise 8);
+    without it, a filesystem reuses the freed number at once. Only in the probe child:
+    it holds no SQLite connection, so no lock can be lost (SQLITE_WAL.md §3), and an
+    ``O_PATH`` descriptor reads nothing. A deleted file's space is freed at the next
+    sample, when the pin moves."""
+    identity = (st.st_dev, st.st_ino)
+    held = _PINNED.get(path)
+    if held is not None and held[1] == identity:
+        return
+    if held is not None:
+        os.close(held[0])
+        del _PINNED[path]
+    flag = getattr(os, "O_PATH", None)
+    if flag is None:  # not Linux: inode reuse cannot be prevented here
+        return
+    try:
+        fd = os.open(path, flag | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        return
+    if (os.fstat(fd).st_dev, os.fstat(fd).st_ino) == identity:
+        _PINNED[path] = (fd, identity)
+    else:  # replaced between the stat and the open: pin at the next sample
+        os.close(fd)
+
+
 def read_sample(db_path: str, exclude: Iterable[int] = ()) -> WalSample:
     """Read one :class:`WalSample` for ``db_path`` **in this process**.
 
@@ -80,6 +112,7 @@ def read_sample(db_path: str, exclude: Iterable[int] = ()) -> WalSample:
     try:
         st, head = _read_prefix(path, DB_HEADER_SIZE, "a database file")
         db_exists, db_size, db_stat = True, st.st_size, st
+        pin_identity(path, st)
         if st.st_size == 0:
             errors.append("database file is empty")
         else:
