@@ -355,8 +355,19 @@ EXECUTION_SQL = (
 )
 
 
-def writer_main(root: Path, commits: int, seed: int) -> int:
+def _upsert(sql: str) -> str:
+    """``INSERT OR REPLACE`` turned into an UPDATE-style save that keeps the rowid
+    (another service version or a repair script), as an upsert on ``id``."""
+    columns = sql.split("(", 1)[1].split(")", 1)[0]
+    names = [c.strip() for c in columns.split(",") if c.strip() != "id"]
+    return (sql.replace("INSERT OR REPLACE INTO", "INSERT INTO")
+            + " ON CONFLICT(id) DO UPDATE SET "
+            + ", ".join(f"{c} = excluded.{c}" for c in names))
+
+
+def writer_main(root: Path, commits: int, seed: int, style: str = "replace") -> int:
     """Hidden ``--writer`` mode: a service-like writer driven over stdin/stdout.
+    ``style`` "update" saves rows in place (rowid kept) instead of INSERT OR REPLACE.
 
     Prints ``{"ready"}`` once the store exists. Each ``warmup`` line on stdin commits a
     new running step of a warm-up execution and prints its key; ``go`` starts the timed
@@ -367,6 +378,8 @@ def writer_main(root: Path, commits: int, seed: int) -> int:
 
     rng = random.Random(seed)
     conn = open_store(root)
+    step_sql, execution_sql = ((STEP_SQL, EXECUTION_SQL) if style == "replace"
+                               else (_upsert(STEP_SQL), _upsert(EXECUTION_SQL)))
 
     def emit(**data) -> None:
         print(json.dumps(data), flush=True)
@@ -374,7 +387,7 @@ def writer_main(root: Path, commits: int, seed: int) -> int:
     def save_execution(eid: str, name: str, status: str, created: float,
                        started: float | None, ended: float | None, n_steps: int,
                        done_steps: int, exit_code: int | None) -> float:
-        conn.execute(EXECUTION_SQL, (
+        conn.execute(execution_sql, (
             eid, name, f"python3 /srv/bench/{name}.py", "/srv/bench", status, exit_code,
             None if exit_code in (None, 0) else f"exit status {exit_code}",
             _iso(created), None if started is None else _iso(started),
@@ -386,7 +399,7 @@ def writer_main(root: Path, commits: int, seed: int) -> int:
 
     def save_step(sid: str, eid: str, index: int, status: str, started: float,
                   ended: float | None, exit_code: int | None) -> float:
-        conn.execute(STEP_SQL, (
+        conn.execute(step_sql, (
             sid, eid, f"step_{index}", "", index, status, exit_code,
             None if exit_code in (None, 0) else f"exit status {exit_code}",
             _iso(started), _iso(started), None if ended is None else _iso(ended),
@@ -535,12 +548,14 @@ def _step_key(data: dict) -> tuple | None:
     return (data.get("execution_id"), data.get("step_index"), data.get("status"))
 
 
-def measure_latency(tmp: Path, commits: int, res: Results) -> Path:
-    """Figure 1. Returns the storage root (reused, nothing running, for idle CPU)."""
-    root = tmp / "live"
+def measure_latency(tmp: Path, commits: int, res: Results, style: str = "replace") -> Path:
+    """Figure 1, with the writer saving rows ``style`` ("replace": INSERT OR REPLACE as
+    the service does; "update": in place, rowid kept). Returns the storage root (reused,
+    nothing running, for idle CPU)."""
+    root = tmp / ("live" if style == "replace" else f"live-{style}")
     db = root / "database" / "stepflow.db"
-    writer = spawn([sys.executable, str(HERE), "--writer", str(root), "--commits", str(commits)],
-                   stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    writer = spawn([sys.executable, str(HERE), "--writer", str(root), "--commits", str(commits),
+                    "--save-style", style], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     wlines = LineReader(writer)
     if wlines.wait_for(lambda d: d.get("ready"), 30) is None:
         raise RuntimeError("writer did not start")
@@ -620,6 +635,14 @@ def measure_latency(tmp: Path, commits: int, res: Results) -> Path:
 
     ours_p50, ours_p95 = pct("stepflow-top", 0, 0.5), pct("stepflow-top", 0, 0.95)
     ours_ok = not figures["stepflow-top"][4]
+    if style != "replace":
+        res.add(f"commit→event p50, {style}-style saves", fmt_ms(ours_p50),
+                fmt_ms(pct("peer", 0, 0.5)), "≤ 30 ms",
+                ours_ok and ours_p50 is not None and ours_p50 <= 0.030)
+        res.add(f"final step statuses shown, {style}-style saves",
+                f"{figures['stepflow-top'][3]}/{n_final}", f"{figures['peer'][3]}/{n_final}",
+                "all", figures["stepflow-top"][3] == n_final)
+        return root
     res.add("commit→event p50 (event ts)", fmt_ms(ours_p50), fmt_ms(pct("peer", 0, 0.5)),
             "≤ 30 ms", ours_ok and ours_p50 is not None and ours_p50 <= 0.030)
     res.add("commit→event p95 (event ts)", fmt_ms(ours_p95), fmt_ms(pct("peer", 0, 0.95)),
@@ -879,6 +902,8 @@ def bench_main(quick: bool, keep: bool) -> int:
         res.notes.append(f"populate(100k × 4 steps) took {time.monotonic() - t0:.1f} s")
         log(f"latency: {commits} step saves, 200-400 ms apart")
         quiet = measure_latency(tmp, commits, res)
+        log(f"latency again, UPDATE-style saves: {commits} step saves")
+        measure_latency(tmp, commits, res, style="update")
         log(f"idle CPU: 3 TUIs and 3 peers, {idle_window:.0f} s window")
         measure_idle({"1 step running, 1k": small, "1 step running, 100k": large,
                       "nothing running": quiet}, idle_window, res)
@@ -907,11 +932,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--writer", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--commits", type=int, default=60, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=7, help=argparse.SUPPRESS)
+    parser.add_argument("--save-style", default="replace", help=argparse.SUPPRESS)
     parser.add_argument("--peer", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--peer-once", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.writer is not None:
-        return writer_main(args.writer, args.commits, args.seed)
+        return writer_main(args.writer, args.commits, args.seed, args.save_style)
     if args.peer is not None:
         try:
             return peer_main(args.peer, 1.0, once=False)
