@@ -44,6 +44,8 @@ class HelpScreen(ModalScreen):
         text.append("  ctrl+p                command palette\n", "")
         text.append("\n")
         text.append(READ_ONLY_NOTE, "italic")
-        text.append("\n\nStatus words: ● running  ⏸ stalled  … pending  ✓ completed  ✗ failed  "
-                    "⊘ cancelled; * marks an effective status that differs from the stored one.")
+        text.append("\n\nStatus words: ● running  ⏸ stalled  ◌ lost (no service has the "
+                    "database open, or the service restarted since)  ✓ completed  ✗ failed  "
+                    "⊘ cancelled; * marks an effective status that differs from the stored one "
+                    "(the detail screen says how it was inferred).")
         return text
