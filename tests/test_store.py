@@ -329,3 +329,25 @@ def test_steps_the_service_ended_implicitly_show_how_they_ended(fixture_store):
     assert views[1].duration(FROZEN_NOW + timedelta(hours=5)) == pytest.approx(3.624335)
     assert detail.first_failed_step(AT).name == "Data Collection"
     assert detail.execution.progress == (2, 2)  # both steps are over
+
+
+def test_a_damaged_page_further_down_leaves_the_rows_above_it(fixture_store):
+    db = fixture_store / "database" / "stepflow.db"
+    with sqlite3.connect(db) as conn:  # older runs, on pages of their own
+        conn.executemany(
+            "INSERT INTO executions (id, name, command, status, created_at) "
+            "VALUES (?, ?, 'x', 'completed', ?)",
+            [(f"old-{n:04d}", "x" * 200, f"2026-10-01T00:{n // 60:02d}:{n % 60:02d}")
+             for n in range(3000)])
+        # The leaf page holding the oldest run (dbstat: SQLite's page map).
+        [(page,)] = conn.execute(
+            "SELECT pageno FROM dbstat WHERE name = 'executions' AND pagetype = 'leaf' "
+            "ORDER BY pageno LIMIT 1 OFFSET 1").fetchall()
+    conn.close()
+    with open(db, "r+b") as handle:  # the test process holds no connection now
+        handle.seek((page - 1) * 4096)
+        handle.write(b"\xff" * 4096)
+    window = reader_for(fixture_store).executions(AT, limit=5000)
+    assert window.damaged_after is not None and window.damaged_after >= 3
+    assert [e.name for e in window.executions[:3]] == ["data-report", "shell-build",
+                                                       "nightly-etl"]

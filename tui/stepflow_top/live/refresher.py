@@ -54,7 +54,9 @@ class StoreSnapshot:
 
     ``taken_at`` is the reader's local naive time; ``events`` the change-feed events
     since the previous snapshot (see ``ChangeTracker``); ``searched`` is set when a
-    filter stopped at its time budget after the newest ``searched`` rows; ``replaced``
+    filter stopped at its time budget after the newest ``searched`` rows;
+    ``damaged_after`` is set when a corrupt page stopped the list after that many rows;
+    ``replaced``
     is True on the first snapshot of a database file that replaced another one.
     """
 
@@ -69,6 +71,7 @@ class StoreSnapshot:
     writer: WriterState = WriterState()
     stall_after: float = DEFAULT_STALL_AFTER
     searched: int | None = None
+    damaged_after: int | None = None
     replaced: bool = False
     sample: WalSample | None = field(default=None, compare=False)
 
@@ -201,7 +204,8 @@ class Refresher:
         return StoreSnapshot(
             taken_at=now, request=request, journal_mode=journal, counts=counts,
             executions=window.executions, detail=detail, events=tuple(events), writer=writer,
-            stall_after=self.stall_after, searched=window.searched, replaced=replaced,
+            stall_after=self.stall_after, searched=window.searched,
+            damaged_after=window.damaged_after, replaced=replaced,
             sample=sample,
         )
 

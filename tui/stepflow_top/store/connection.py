@@ -14,11 +14,21 @@ from pathlib import Path
 from ..wal import readonly
 from ..wal.readonly import fetch_all
 
-__all__ = ["StoreUnavailable", "connect_readonly", "explain", "fetch_all"]
+__all__ = ["StoreDamaged", "StoreUnavailable", "connect_readonly", "explain", "fetch_all",
+           "is_corruption"]
 
 
 class StoreUnavailable(Exception):
     """The store cannot be read now; ``str()`` is one line a person can act on."""
+
+
+class StoreDamaged(StoreUnavailable):
+    """A page the query needed is corrupt (SQLITE_CORRUPT): other rows may still read."""
+
+
+def is_corruption(exc: sqlite3.Error) -> bool:
+    """Whether ``exc`` reports a damaged database file (SQLITE_CORRUPT, "malformed")."""
+    return "CORRUPT" in (getattr(exc, "sqlite_errorname", "") or "") or "malformed" in str(exc)
 
 
 def connect_readonly(

@@ -22,7 +22,14 @@ from typing import Iterable, Iterator, Sequence
 
 import sqlite_utils
 
-from .connection import StoreUnavailable, connect_readonly, explain, fetch_all
+from .connection import (
+    StoreDamaged,
+    StoreUnavailable,
+    connect_readonly,
+    explain,
+    fetch_all,
+    is_corruption,
+)
 from .locate import StorePaths
 from .models import (
     FINAL_EXECUTION,
@@ -74,10 +81,12 @@ class Window:
     ``searched`` is None when the whole store was searched; otherwise the search
     stopped at its time budget after the newest ``searched`` rows (a filter that
     matches little must not scan a million rows per refresh: DESIGN.md promise 2).
+    ``damaged_after``: a corrupt page stopped the read after that many rows.
     """
 
     executions: tuple[Execution, ...]
     searched: int | None = None
+    damaged_after: int | None = None
 
 
 class StoreReader:
@@ -168,7 +177,8 @@ class StoreReader:
         try:
             return fetch_all(self.conn, sql, params)
         except sqlite3.Error as exc:
-            raise StoreUnavailable(explain(exc, self.paths.database)) from None
+            kind = StoreDamaged if is_corruption(exc) else StoreUnavailable
+            raise kind(explain(exc, self.paths.database)) from None
 
     # -- executions --------------------------------------------------------
     def executions(
@@ -191,10 +201,7 @@ class StoreReader:
         """
         select = self._select["executions"]
         if not text and status is None:
-            rows = self._rows(
-                f"SELECT {select} FROM executions ORDER BY created_at DESC, rowid DESC LIMIT ?",
-                [limit])
-            return Window(tuple(self._with_steps([_execution(r) for r in rows])))
+            return self._newest(limit)
         where, params = [], []
         if text:
             like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -238,6 +245,24 @@ class StoreReader:
             # No statement, and so no snapshot, between slices: a gap as long as the
             # slice took lets a waiting checkpoint through (SQLITE_WAL.md §5).
             time.sleep(time.monotonic() - started)
+
+    def _newest(self, limit: int) -> Window:
+        """The newest ``limit`` executions. When a page they need is corrupt, the most
+        that can be read (halving the window) with ``damaged_after`` set, so one bad
+        page further down never blanks the rows above it."""
+        wanted = limit
+        while True:
+            try:
+                rows = self._rows(
+                    f"SELECT {self._select['executions']} FROM executions "
+                    "ORDER BY created_at DESC, rowid DESC LIMIT ?", [limit])
+                executions = tuple(self._with_steps([_execution(r) for r in rows]))
+            except StoreDamaged:
+                if limit <= 1:
+                    raise
+                limit //= 2
+                continue
+            return Window(executions, damaged_after=None if limit == wanted else limit)
 
     def _by_rowid(self, rowids: list[int]) -> list[Execution]:
         """Executions by rowid, newest first, with step aggregates."""

@@ -104,6 +104,7 @@ class ExecutionsScreen(Screen):
             empty.update("No execution matches the filter (Esc clears it)." if filtered
                          else "No executions yet: this fills in as soon as the service starts one.")
         empty.set_class(bool(executions) and not snapshot.error, "hidden")
+        self._show_view_state()
 
     def _tick(self, _now=None) -> None:
         """Time passed: only executions that are not final show times that move."""
@@ -154,7 +155,14 @@ class ExecutionsScreen(Screen):
         if self.follow:
             parts.append("following newest")
         parts.append(f"showing up to {request.limit}")
-        self.query_one("#view-state", TextPanel).update(cell("  ·  ".join(parts), "dim"))
+        text = cell("  ·  ".join(parts), "dim")
+        snapshot = self.app.snapshot
+        if snapshot is not None and snapshot.searched is not None:
+            text.append(f"  ·  searched the newest {snapshot.searched:,} (time limit)", "yellow")
+        if snapshot is not None and snapshot.damaged_after is not None:
+            text.append(f"  ·  ⚠ a damaged page stops the list after {snapshot.damaged_after} "
+                        "rows: run stepflow-top --check", "bold red")
+        self.query_one("#view-state", TextPanel).update(text)
 
     # -- paging ------------------------------------------------------------
     def on_data_table_row_highlighted(self, event: KeyedTable.RowHighlighted) -> None:
