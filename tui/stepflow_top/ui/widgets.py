@@ -42,15 +42,16 @@ class KeyedTable(DataTable):
     def __init__(self, columns: Sequence[tuple[str, str]], **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
         self._columns = columns
-        self._kept_at: int | None = None  # row the cursor was moved to by show_rows
+        self._highlighted: str | None = None  # key of the last highlighted row
 
     def moved_by_user(self, event: DataTable.RowHighlighted) -> bool:
-        """Whether this highlight comes from the reader's own move, not from
-        ``show_rows`` keeping the cursor on its row while new rows arrive above."""
-        if self._kept_at is not None and event.cursor_row == self._kept_at:
-            self._kept_at = None
-            return False
-        return True
+        """Whether this highlight comes from the reader's own move to another row, not
+        from ``show_rows`` keeping the cursor on its row while new rows arrive above
+        (the key stays the same then, however many highlights were queued)."""
+        key = event.row_key.value if event.row_key is not None else None
+        moved = key != self._highlighted
+        self._highlighted = key
+        return moved
 
     def on_mount(self) -> None:
         for key, label in self._columns:
@@ -88,7 +89,6 @@ class KeyedTable(DataTable):
             if target is not None and target in wanted:
                 row = self.get_row_index(target)
                 if row != self.cursor_row:
-                    self._kept_at = row
                     self.move_cursor(row=row, animate=False)
 
     def update_rows(self, rows: Iterable[tuple[str, Sequence[Text]]]) -> None:
