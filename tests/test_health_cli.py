@@ -237,6 +237,19 @@ def test_a_run_left_by_a_service_that_is_gone_is_a_lost_run(recent_fixture_store
     assert "    WARNING execution 77c5563f" in result.stdout
 
 
+def test_a_store_not_in_wal_mode_is_a_warning(recent_fixture_store):
+    import sqlite3
+
+    with sqlite3.connect(recent_fixture_store / "database" / "stepflow.db") as conn:
+        conn.execute("PRAGMA journal_mode=DELETE")
+    conn.close()
+    result = check(recent_fixture_store)
+    assert result.returncode == 1, result.stdout
+    assert result.stdout.startswith("STEPFLOW WARNING - wal (1); 3 executions")
+    assert re.search(r"^! wal +WARNING", result.stdout, re.MULTILINE)
+    assert "not in WAL mode" in result.stdout
+
+
 def test_check_full_finds_a_corrupted_index_and_is_critical(fixture_store):
     corrupt_copy(fixture_store)
     result = check(fixture_store, "--full")

@@ -11,7 +11,9 @@ its size with the writer alone (DESIGN.md promise 2; figures from
 
 The WAL part (not in WAL mode, a WAL growing with no checkpoint, starved checkpoints)
 is ``wal.history.Warnings`` over the probe samples a :class:`WalWatch` takes at the
-start and at the end of the run: nothing is re-derived here.
+start, every second during the run and at the end: nothing is re-derived here. Those
+rules need time (30 s for starved checkpoints, 300 s for no checkpoint), so a short run
+can only report "not in WAL mode"; the TUI and ``--events`` watch continuously.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from __future__ import annotations
 import os
 import threading
 import time
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable
+from typing import Callable, Iterator
 
 from ..store.connection import StoreUnavailable, connect_readonly
 from ..store.consistency import CONSISTENCY_CHECKS, RunCounts, check_consistency
@@ -84,11 +87,13 @@ class Perf:
 class CheckReport(IntegrityReport):
     """An :class:`IntegrityReport` with what the rest of the run learnt: ``counts`` of
     executions (None when the consistency checks did not run or could not count),
-    ``wal`` (the last probe sample, None without one) and ``error`` (one line: the
-    store could not be opened at all; then there are no results)."""
+    ``wal`` (the last probe sample, None without one), ``writer_attached`` (as given)
+    and ``error`` (one line: the store could not be opened at all; then there are no
+    results)."""
 
     counts: RunCounts | None = None
     wal: WalSample | None = None
+    writer_attached: bool | None = None
     error: str | None = None
 
     @property
@@ -111,10 +116,11 @@ class CheckReport(IntegrityReport):
         ]
 
     def to_dict(self) -> dict:
-        """:meth:`IntegrityReport.to_dict` plus ``counts``, ``perfdata`` (label: value)
-        and ``error``."""
+        """:meth:`IntegrityReport.to_dict` plus ``counts``, ``perfdata`` (label: value),
+        ``writer_attached`` and ``error``."""
         c = self.counts
         return {**super().to_dict(), "error": self.error,
+                "writer_attached": self.writer_attached,
                 "counts": None if c is None else {"executions": c.executions,
                                                   "running": c.running, "lost": c.lost,
                                                   "stalled": c.stalled},
@@ -146,6 +152,24 @@ class WalWatch:
         for w in self.rules.update(s, self.journal_mode):
             self.raised[w.code] = w
         return s
+
+    @contextmanager
+    def sampling(self, every_s: float = 1.0) -> Iterator[None]:
+        """Sample every ``every_s`` seconds in a thread while the block runs, so that a
+        long run can see the time-based rules fire (starved checkpoints: 30 s)."""
+        done = threading.Event()
+
+        def loop() -> None:
+            while not done.wait(every_s):
+                self.sample()
+
+        thread = threading.Thread(target=loop, name="wal-watch", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
 
     @property
     def last(self) -> WalSample | None:
@@ -192,23 +216,28 @@ def run_checks(
     now: datetime,
     writer_attached: bool | None,
     wal: WalWatch | None = None,
+    sample: WalSample | None = None,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
     deadline_s: float | None = None,
-    runner: IntegrityRunner | None = None,
     **thresholds: float,
 ) -> CheckReport:
     """Run the checks of ``kind`` (a key of :data:`KINDS`) on ``paths``.
 
     ``now``: the reader's local naive time. ``writer_attached``: whether a service has
     the database open (``WalSample.writer_attached``; None: not known, so no run is
-    called lost). ``wal``: a :class:`WalWatch` sampled at the start (unless it already
-    holds a sample) and at the end, adding the ``wal`` result. ``progress(fraction,
-    phrase)`` is called from this thread and must not block; ``cancel`` stops the run
-    (results ``cancelled``, report state CANCELLED, never a problem); ``deadline_s``
-    bounds it (``timeout``). ``runner``: the runner to use (its :meth:`cancel` works
-    too), else a new one. ``thresholds``: ``stall_after_s`` / ``step_stall_after_s``
-    for :func:`store.consistency.check_consistency`.
+    called lost). ``wal``: a :class:`WalWatch` sampled at the start (unless it holds a
+    sample already), every second during the run and at the end; it adds the ``wal``
+    result and the report's WAL figures. Without one, ``sample`` (the caller's latest
+    probe sample, e.g. the TUI's health sample) tells whether the store is closed, so
+    that it is read ``immutable=1`` and no ``-wal``/``-shm`` is created.
+
+    ``progress(fraction, phrase)`` is called from this thread and must not block.
+    ``cancel`` stops the run (results ``cancelled``, report state CANCELLED: never a
+    problem) and ``deadline_s`` bounds it in seconds (``timeout``: UNKNOWN); both are
+    looked at between backup steps and every 20000 SQLite instructions.
+    ``thresholds``: ``stall_after_s`` / ``step_stall_after_s`` (seconds) for
+    :func:`store.consistency.check_consistency`.
 
     Never raises for what it reads; raises ``ValueError`` for an unknown kind.
     """
@@ -217,12 +246,13 @@ def run_checks(
     t0 = time.monotonic()
     if wal is not None and not wal.samples:
         wal.sample()
-    first = wal.samples[0] if wal is not None and wal.samples else None
+    first = wal.samples[0] if wal is not None and wal.samples else sample
     closed = readonly.closed_wal_store(paths.database, first.wal_mode if first else None)
     try:
         connect_readonly(paths.database, immutable=closed).close()
     except StoreUnavailable as e:
-        return CheckReport([], time.time(), time.monotonic() - t0, wal=first, error=str(e))
+        return CheckReport([], time.time(), time.monotonic() - t0, wal=first,
+                           writer_attached=writer_attached, error=str(e))
 
     counts: list[RunCounts | None] = [None]
 
@@ -235,9 +265,10 @@ def run_checks(
         return done.results
 
     task = CopyTask(CONSISTENCY_CHECKS, consistency_on) if consistency else None
-    runner = runner or IntegrityRunner(paths.database, immutable=closed)
-    report = runner.run(integrity, progress=progress, cancel=cancel, deadline_s=deadline_s,
-                        then=task)
+    runner = IntegrityRunner(paths.database, immutable=closed)
+    with wal.sampling() if wal is not None else nullcontext():
+        report = runner.run(integrity, progress=progress, cancel=cancel,
+                            deadline_s=deadline_s, then=task)
     results = list(report.results)
     if wal is not None:
         t1 = time.monotonic()
@@ -245,7 +276,8 @@ def run_checks(
         results.append(wal.result(time.monotonic() - t1))
     return CheckReport(results, report.started, time.monotonic() - t0, report.snapshot_s,
                        report.copy_bytes, report.copy_target, counts=counts[0],
-                       wal=wal.last if wal is not None else None)
+                       wal=wal.last if wal is not None else sample,
+                       writer_attached=writer_attached)
 
 
 def summary(report: CheckReport) -> str:

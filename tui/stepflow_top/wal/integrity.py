@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
 from . import readonly
+from .progress import Progress, Reporter
 from .results import CheckResult, Finding, IntegrityReport, State
 from .sqlite_text import MAX_DETAILS, describe, fk_line, name_pages, per_table, split_messages
 
@@ -61,9 +62,6 @@ __all__ = [
 
 #: Check names understood by :meth:`IntegrityRunner.run`.
 CHECKS = ("quick_check", "integrity_check", "foreign_key_check")
-
-#: Progress callback: (fraction 0..1, phrase).
-Progress = Callable[[float, str], None]
 
 #: Asks whether to stop: None to go on, else (status, reason) with status
 #: ``cancelled`` or ``timeout``.
@@ -203,7 +201,7 @@ class IntegrityRunner:
         self._cancel.clear()
         started, t0 = time.time(), time.monotonic()
         deadline = None if deadline_s is None else t0 + deadline_s
-        report = _Reporter(progress)
+        report = Reporter(progress)
 
         def stop_reason() -> _Stop | None:
             if self._cancel.is_set() or (cancel is not None and cancel.is_set()):
@@ -275,7 +273,7 @@ class IntegrityRunner:
         return w
 
     def _then(
-        self, copy: sqlite3.Connection, task: CopyTask, report: "_Reporter",
+        self, copy: sqlite3.Connection, task: CopyTask, report: Reporter,
         stop_reason: Callable[[], _Stop | None],
     ) -> list[CheckResult]:
         """Run the caller's checks on the copy, with the same progress handler as the
@@ -292,7 +290,7 @@ class IntegrityRunner:
             copy.set_progress_handler(None, 0)
 
     def _copy(
-        self, target: str, tmp_path: str | None, size: int, report: "_Reporter",
+        self, target: str, tmp_path: str | None, size: int, report: Reporter,
         stop_reason: Callable[[], _Stop | None],
     ) -> tuple[sqlite3.Connection, float]:
         """Back up the live database into the copy. Returns (copy, longest snapshot s)."""
@@ -372,7 +370,7 @@ class IntegrityRunner:
             self._untrack(src)
 
     def _check(
-        self, conn: sqlite3.Connection, name: str, size: int, report: "_Reporter",
+        self, conn: sqlite3.Connection, name: str, size: int, report: Reporter,
         stop_reason: Callable[[], _Stop | None],
     ) -> CheckResult:
         t0 = time.monotonic()
@@ -428,35 +426,6 @@ class IntegrityRunner:
         _learn(name, size, dur)
         report.phase(name, 1.0, f"{name.replace('_', ' ')}: done")
         return CheckResult.of(name, [Finding(State.CRITICAL, d) for d in details], dur)
-
-
-class _Reporter:
-    """Maps per-phase fractions onto one overall fraction weighted by expected time."""
-
-    def __init__(self, cb: Progress | None) -> None:
-        self.cb = cb
-        self.weights: dict[str, float] = {}
-        self.order: list[str] = []
-        self.last = 0.0
-
-    def plan(self, weights: dict[str, float]) -> None:
-        self.weights, self.order = weights, list(weights)
-
-    def phase(self, name: str, f: float, phrase: str) -> None:
-        if not self.weights or name not in self.weights:
-            return
-        total = sum(self.weights.values())
-        before = sum(self.weights[n] for n in self.order[: self.order.index(name)])
-        self.fraction((before + self.weights[name] * max(0.0, min(1.0, f))) / total, phrase)
-
-    def fraction(self, f: float, phrase: str) -> None:
-        f = max(self.last, min(1.0, f))  # never goes backwards
-        self.last = f
-        if self.cb is not None:
-            try:
-                self.cb(f, phrase)
-            except Exception:
-                pass  # a broken callback must not break the check
 
 
 def run_integrity(
