@@ -4,6 +4,7 @@ open; contradictions are CRITICAL; odd rows never crash a check."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -219,35 +220,77 @@ def test_a_writer_in_another_time_zone_raises_no_alarm(store: Path) -> None:
     assert writer_now(FIXTURE_NOW, FIXTURE_NOW + timedelta(days=300), FIXTURE_NOW) == FIXTURE_NOW
 
 
-def test_odd_rows_never_crash_a_check(store: Path) -> None:
-    deep = "[" * 1000 + "]" * 1000
-    edit(
-        store,
+DEEP = "[" * 1000 + "]" * 1000
+ODD_ROWS = {
+    "NULL ids": (
         "INSERT INTO executions (id, name, command, status, created_at) "
         "VALUES (NULL, 'null-id', 'x', 'pending', '2026-11-21T19:56:00')",
-        "INSERT INTO executions (id, name, command, status, created_at, metadata) "
-        "VALUES (?, 'nul-id', 'x', 'PENDING', '2026-11-21T19:56:00', ?)",
-        params=("bad\x00id/..", deep),
-    )
-    edit(
-        store,
-        f"UPDATE executions SET exit_code = 9e999, status = 'Completed', tags = '{deep}' "
-        f"WHERE id = '{NIGHTLY}'",
-        "INSERT INTO steps (id, execution_id, name, step_index, status, created_at, metadata) "
-        f"VALUES (NULL, '{DATA_REPORT}', 'null-step', 'two', 'Running', 'not a time', "
-        f"'{deep}')",
+        "INSERT INTO steps (id, execution_id, name, step_index, status, created_at) "
+        f"VALUES (NULL, '{DATA_REPORT}', 'null-step', 2, 'completed', '2026-11-21T19:56:00')",
+        "INSERT INTO artifacts (id, execution_id, step_id, name, file_path, created_at) "
+        f"VALUES (NULL, '{DATA_REPORT}', NULL, 'a', '/x', '2026-11-21T19:56:00')",
+    ),
+    "a NUL byte and a path in an id": (
         "INSERT INTO executions (id, name, command, status, created_at) "
-        "VALUES ('odd-status', 'o', 'x', 'paused', '9999-12-31T23:59:59.999999+14:00')",
-    )
+        "VALUES ('bad' || char(0) || 'id/../..', 'nul-id', 'x', 'pending', "
+        "'2026-11-21T19:56:00')",
+        "INSERT INTO steps (id, execution_id, name, step_index, status, created_at) "
+        "VALUES ('s' || char(0), 'bad' || char(0) || 'id/../..', 'n', 0, 'running', "
+        "'2026-11-21T19:56:00')",
+    ),
+    "exit_code 9e999": (
+        f"UPDATE executions SET exit_code = 9e999, total_steps = 9e999 WHERE id = '{NIGHTLY}'",
+        f"UPDATE steps SET exit_code = -9e999, step_index = 9e999 WHERE id = '{RUNNING_STEP}'",
+    ),
+    "JSON nested 1000 deep": (
+        f"UPDATE executions SET metadata = '{DEEP}', tags = '{DEEP}', environment = '{DEEP}'",
+        f"UPDATE steps SET metadata = '{DEEP}'",
+    ),
+    "statuses in other case": (
+        f"UPDATE executions SET status = 'Completed' WHERE id = '{NIGHTLY}'",
+        f"UPDATE executions SET status = 'PENDING' WHERE id = '{DATA_REPORT}'",
+        f"UPDATE steps SET status = upper(status) WHERE execution_id = '{NIGHTLY}'",
+        f"UPDATE steps SET status = 'Running' WHERE id = '{RUNNING_STEP}'",
+    ),
+    "odd times and statuses": (
+        "INSERT INTO executions (id, name, command, status, created_at) "
+        "VALUES ('odd-time', 'o', 'x', 'pending', '9999-12-31T23:59:59.999999+14:00')",
+        "INSERT INTO executions (id, name, command, status, created_at) "
+        "VALUES ('no-time', 'n', 'x', 'pending', 'yesterday-ish')",
+        "INSERT INTO executions (id, name, command, status, created_at) "
+        "VALUES ('odd-status', 'p', 'x', 'paused', '2026-11-21T19:56:00')",
+        "INSERT INTO executions (id, name, command, status, created_at) "
+        "VALUES ('blob-status', 'b', 'x', x'00ff', 1234)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(ODD_ROWS))
+def test_odd_rows_never_crash_a_check(store: Path, case: str) -> None:
+    from stepflow_top import checks as check_mode
+
+    edit(store, *ODD_ROWS[case])
     for attached in (True, False, None):
-        report, results = check(store, writer_attached=attached)
+        report, results = check(store, now=FIXTURE_NOW + timedelta(days=2),
+                                writer_attached=attached)
         assert all(r.status in ("ok", "failed") for r in results.values()), report
+        # The --check output of it: one line of literal text per finding, valid JSON.
+        assert "\x00" not in check_mode.text(report)
+        json.loads(json.dumps(check_mode.document(report), allow_nan=False))
+
+
+def test_odd_rows_are_judged_by_what_can_be_read(store: Path) -> None:
+    edit(store, *ODD_ROWS["NULL ids"], *ODD_ROWS["a NUL byte and a path in an id"],
+         *ODD_ROWS["statuses in other case"], *ODD_ROWS["odd times and statuses"])
     report, results = check(store, writer_attached=False)
     text = "\n".join(results["lost_runs"].details)
-    assert "null-id" in text and "bad\x00id/.." in text and DATA_REPORT in text
-    assert report.counts.lost == 3
+    assert "None (null-id)" in text and "bad\x00id/../.. (nul-id)" in text
+    assert DATA_REPORT in text and "odd-time" in text and "no-time" in text
+    assert report.counts.lost == 5
     assert "'paused', which StepFlow does not write" in text
     assert results["execution_totals"].ok  # 'Completed' is final, its totals agree
+    report, results = check(store, writer_attached=True)
+    assert "no-time (n): its timestamps cannot be read" in "\n".join(results["lost_runs"].notes)
 
 
 def test_a_log_time_beyond_year_9999(tmp_path_factory) -> None:

@@ -274,6 +274,24 @@ def test_check_on_a_missing_store_is_unknown(tmp_path):
     assert "no database" in document["error"]
 
 
+def test_the_first_line_of_runs_that_did_not_complete():
+    from stepflow_top.checks import first_line
+    from stepflow_top.live.checks import CheckReport
+    from stepflow_top.wal.integrity import CheckResult
+
+    cancelled = CheckReport([CheckResult.of("quick_check", [], 0.1),
+                             CheckResult.stopped("orphan_rows", "cancelled", "cancelled")])
+    assert cancelled.state.exit_code == 3
+    assert first_line(cancelled) == (
+        "STEPFLOW UNKNOWN - cancelled | executions=U;;;0 running=U;;;0 lost=U;0;;0 "
+        "wal_bytes=U;;;0 wal_live_bytes=U;;;0 db_bytes=U;;;0")
+    stopped = CheckReport([
+        CheckResult.stopped("lost_runs", "timeout", "stopped at the 5 s deadline"),
+        CheckResult.stopped("log_files", "cancelled", "cancelled")])
+    assert first_line(stopped).startswith(
+        "STEPFLOW UNKNOWN - lost_runs could not run: stopped at the 5 s deadline | ")
+
+
 def test_events_report_scheduled_integrity_checks(fixture_store):
     result = stepflow_top(str(fixture_store), "--events", "--seconds", "3",
                           "--integrity-every", "0.5")

@@ -50,9 +50,11 @@ def _plain(value: object) -> str:
 
 
 def first_line(report: CheckReport) -> str:
-    """``STEPFLOW <STATE> - <summary> | <perfdata>``."""
+    """``STEPFLOW <STATE> - <summary> | <perfdata>``; a cancelled run says UNKNOWN, the
+    word of its exit status (the summary says it was cancelled)."""
+    state = State.UNKNOWN if report.state is State.CANCELLED else report.state
     perf = " ".join(str(p) for p in report.perfdata)
-    return f"{SERVICE} {report.state.value} - {_plain(summary(report))} | {perf}"
+    return f"{SERVICE} {state.value} - {_plain(summary(report))} | {perf}"
 
 
 def _check_lines(r: CheckResult) -> list[str]:

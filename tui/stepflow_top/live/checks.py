@@ -24,7 +24,7 @@ import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable, Iterator
+from typing import Iterator
 
 from ..store.connection import StoreUnavailable, connect_readonly
 from ..store.consistency import CONSISTENCY_CHECKS, RunCounts, check_consistency
@@ -40,6 +40,7 @@ from ..wal.integrity import (
     State,
 )
 from ..wal.probe import Probe, ProbeError, WalSample
+from ..wal.progress import Progress
 
 __all__ = ["KINDS", "CheckReport", "Perf", "WalWatch", "checks_of", "run_checks", "summary"]
 
@@ -52,8 +53,6 @@ KINDS: dict[str, tuple[tuple[str, ...], bool]] = {
     "all": (("quick_check", "foreign_key_check"), True),
     "all-full": (("integrity_check", "foreign_key_check"), True),
 }
-
-Progress = Callable[[float, str], None]
 
 
 def checks_of(kind: str) -> tuple[str, ...]:
