@@ -1,16 +1,20 @@
 """Database health as scripts see it: --once figures, --events checkpoint events,
---check exit codes. Writers run in separate processes."""
+--check as a monitoring plugin. Writers run in separate processes."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import threading
 
+import pytest
 from conftest import FIXTURE, wait_for
+
+from stepflow_top.wal.probe import WalSample
 
 from test_cli import stepflow_top
 
@@ -138,29 +142,154 @@ def corrupt_copy(fixture_store):
     return fixture_store
 
 
-def test_check_passes_on_the_fixture(recent_fixture_store):
-    result = stepflow_top(str(recent_fixture_store), "--check", "--json")
+# --check is a monitoring plugin (Nagios plugin API, Monitoring Plugins guidelines):
+# exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN; first line "STEPFLOW <STATE> - text |
+# perfdata"; perfdata items 'label'=value[UOM];[warn];[crit];[min];[max].
+PERF_ITEM = re.compile(r"^'?[^'= ]+'?=(U|-?[0-9.]+)(B|s|%|c)?(;[^; ]*){0,4}$")
+
+HOLDER = r"""
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1])
+conn.execute("SELECT count(*) FROM executions").fetchall()
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+class ServiceHolder:
+    """A process that keeps the database open, as the running service does."""
+
+    def __init__(self, root):
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", HOLDER, str(root / "database" / "stepflow.db")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout.readline().strip() == "ready"
+
+    def close(self):
+        self.process.stdin.close()
+        self.process.wait(timeout=10)
+
+
+def check(root, *args):
+    result = stepflow_top(str(root), "--check", *args)
+    assert "Traceback" not in result.stdout + result.stderr, result.stderr
+    return result
+
+
+def first_line(result):
+    line = result.stdout.splitlines()[0]
+    text, _, perf = line.partition(" | ")
+    return text, perf.split()
+
+
+def test_check_passes_on_the_fixture_beside_its_service(recent_fixture_store):
+    holder = ServiceHolder(recent_fixture_store)
+    try:
+        result = check(recent_fixture_store)
+        document = json.loads(check(recent_fixture_store, "--json").stdout)
+    finally:
+        holder.close()
     assert result.returncode == 0, result.stdout
-    document = json.loads(result.stdout)
-    assert document["ok"] is True
-    assert {c["name"] for c in document["checks"]} >= {"quick_check", "foreign_key_check",
-                                                         "orphan_rows", "execution_totals"}
+    text, perf = first_line(result)
+    assert text == "STEPFLOW OK - 3 executions, 1 running, WAL " + text.split("WAL ")[1]
+    assert all(PERF_ITEM.match(item) for item in perf), perf
+    labels = dict(item.split("=", 1) for item in perf)
+    assert labels["executions"] == "3;;;0" and labels["running"] == "1;;;0"
+    assert labels["lost"] == "0;0;;0"
+    assert labels["db_bytes"].endswith("B;;;0") and labels["wal_bytes"].endswith("B;;;0")
+    assert document["state"] == "OK" and document["exit_code"] == 0 and document["ok"]
+    assert document["summary"] == result.stdout.splitlines()[0]
+    names = [c["name"] for c in document["checks"]]
+    assert names == ["quick_check", "foreign_key_check", "orphan_rows", "execution_totals",
+                     "lost_runs", "log_files", "wal"]
+    assert all(c["severity"] == "OK" for c in document["checks"])
+    assert document["perfdata"]["executions"] == 3
 
 
-def test_check_full_finds_a_corrupted_index_and_exits_1(fixture_store):
+def test_an_ordinary_failed_run_and_a_silent_step_are_no_alarm(recent_fixture_store):
+    """Measured before: exit 1 for a failed run whose last step stayed running (an
+    implicit end, which the service never saves) and for a step with no log file."""
+    import sqlite3
+
+    root = recent_fixture_store
+    with sqlite3.connect(root / "database" / "stepflow.db") as conn:
+        conn.execute("UPDATE executions SET status = 'failed', exit_code = -15, "
+                     "total_steps = 2, completed_steps = 1 WHERE name = 'data-report'")
+    conn.close()
+    next((root / "executions").glob("*/step_4_*.log")).unlink()
+    holder = ServiceHolder(root)
+    try:
+        result = check(root)
+    finally:
+        holder.close()
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.startswith("STEPFLOW OK - 3 executions, 0 running")
+
+
+@pytest.mark.skipif(not hasattr(WalSample, "writer_attached"),
+                    reason="needs WalSample.writer_attached (helper A's probe change)")
+def test_a_run_left_by_a_service_that_is_gone_is_a_lost_run(recent_fixture_store):
+    result = check(recent_fixture_store)
+    assert result.returncode == 1, result.stdout
+    text, perf = first_line(result)
+    assert text.startswith("STEPFLOW WARNING - lost_runs (1); 3 executions, 0 running, 1 lost")
+    assert "lost=1;0;;0" in perf
+    assert "    WARNING execution 77c5563f" in result.stdout
+
+
+def test_a_store_not_in_wal_mode_is_a_warning(recent_fixture_store):
+    import sqlite3
+
+    with sqlite3.connect(recent_fixture_store / "database" / "stepflow.db") as conn:
+        conn.execute("PRAGMA journal_mode=DELETE")
+    conn.close()
+    result = check(recent_fixture_store)
+    assert result.returncode == 1, result.stdout
+    assert result.stdout.startswith("STEPFLOW WARNING - wal (1); 3 executions")
+    assert re.search(r"^! wal +WARNING", result.stdout, re.MULTILINE)
+    assert "not in WAL mode" in result.stdout
+
+
+def test_check_full_finds_a_corrupted_index_and_is_critical(fixture_store):
     corrupt_copy(fixture_store)
-    result = stepflow_top(str(fixture_store), "--check", "--full")
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert "✗ integrity_check" in result.stdout
-    assert "Traceback" not in result.stdout + result.stderr
-    document = json.loads(stepflow_top(str(fixture_store), "--check", "--full", "--json").stdout)
+    result = check(fixture_store, "--full")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout.startswith("STEPFLOW CRITICAL - integrity_check (")
+    assert re.search(r"^✗ integrity_check +CRITICAL ", result.stdout, re.MULTILINE)
+    document = json.loads(check(fixture_store, "--full", "--json").stdout)
+    assert document["state"] == "CRITICAL" and document["exit_code"] == 2
     integrity = next(c for c in document["checks"] if c["name"] == "integrity_check")
-    assert integrity["ok"] is False and integrity["details"]
+    assert integrity["severity"] == "CRITICAL" and integrity["findings"]
+    assert all(f["severity"] == "CRITICAL" for f in integrity["findings"])
 
 
-def test_check_on_a_missing_store_exits_2(tmp_path):
-    result = stepflow_top(str(tmp_path / "none"), "--check")
-    assert result.returncode == 2 and "no database" in result.stderr
+def test_check_on_a_missing_store_is_unknown(tmp_path):
+    result = check(tmp_path / "none")
+    assert result.returncode == 3
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"STEPFLOW UNKNOWN - no database at {tmp_path / 'none'}")
+    assert "executions=U" in lines[0]
+    document = json.loads(check(tmp_path / "none", "--json").stdout)
+    assert document["state"] == "UNKNOWN" and document["exit_code"] == 3
+    assert "no database" in document["error"]
+
+
+def test_the_first_line_of_runs_that_did_not_complete():
+    from stepflow_top.checks import first_line
+    from stepflow_top.live.checks import CheckReport
+    from stepflow_top.wal.integrity import CheckResult
+
+    cancelled = CheckReport([CheckResult.of("quick_check", [], 0.1),
+                             CheckResult.stopped("orphan_rows", "cancelled", "cancelled")])
+    assert cancelled.state.exit_code == 3
+    assert first_line(cancelled) == (
+        "STEPFLOW UNKNOWN - cancelled | executions=U;;;0 running=U;;;0 lost=U;0;;0 "
+        "wal_bytes=U;;;0 wal_live_bytes=U;;;0 db_bytes=U;;;0")
+    stopped = CheckReport([
+        CheckResult.stopped("lost_runs", "timeout", "stopped at the 5 s deadline"),
+        CheckResult.stopped("log_files", "cancelled", "cancelled")])
+    assert first_line(stopped).startswith(
+        "STEPFLOW UNKNOWN - lost_runs could not run: stopped at the 5 s deadline | ")
 
 
 def test_events_report_scheduled_integrity_checks(fixture_store):
@@ -179,7 +308,10 @@ def test_check_prints_names_from_the_store_literally(fixture_store):
 
     with sqlite3.connect(fixture_store / "database" / "stepflow.db") as conn:
         conn.execute("UPDATE executions SET status='completed', name=? WHERE status='pending'",
-                     ["stuck\x1b[2J"])  # totals now disagree with its step rows
-    result = stepflow_top(str(fixture_store), "--check")
-    assert result.returncode == 1
-    assert "stuck\\x1b[2J" in result.stdout and "\x1b" not in result.stdout
+                     ["stuck\x1b[2J | x=1"])  # totals now disagree with its step rows
+    conn.close()
+    result = check(fixture_store)
+    assert result.returncode == 2  # rows that contradict each other
+    assert "stuck\\x1b[2J \\x7c x=1" in result.stdout and "\x1b" not in result.stdout
+    # No store text can start performance data: the only "|" is the first line's.
+    assert result.stdout.count("|") == 1

@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from stepflow_top.wal.integrity import CHECKS, IntegrityRunner, _per_table, run_integrity
+from stepflow_top.wal.integrity import (
+    CHECKS,
+    CheckResult,
+    CopyTask,
+    IntegrityRunner,
+    State,
+    run_integrity,
+)
+from stepflow_top.wal.sqlite_text import per_table
 
 from wal_writer import WalWriter
 
@@ -69,8 +77,9 @@ def test_corrupted_copy_names_page_and_table(tmp_path: Path) -> None:
 
     report = run_integrity(db, ("quick_check", "integrity_check"))
     assert not report.ok
+    assert report.state is State.CRITICAL and report.to_dict()["exit_code"] == 2
     for r in report.results:
-        assert r.status == "failed" and not r.ok
+        assert r.status == "failed" and not r.ok and r.severity is State.CRITICAL
         # SQLite either lists the damaged cells (page named, table added by the runner)
         # or aborts the check; then the runner checks table by table to name it.
         assert any((f"page {leaf}" in line and "(table steps)" in line)
@@ -79,7 +88,7 @@ def test_corrupted_copy_names_page_and_table(tmp_path: Path) -> None:
     # The table-by-table fallback on its own names the damaged table.
     conn = sqlite3.connect(db)
     try:
-        lines = [row[0] for row in _per_table(conn, "quick_check")]
+        lines = [row[0] for row in per_table(conn, "quick_check")]
     finally:
         conn.close()
     assert any(line.startswith("table steps: ") for line in lines)
@@ -101,6 +110,7 @@ def test_foreign_key_violation(tmp_path: Path) -> None:
 def test_unopenable_databases_give_error_results(tmp_path: Path) -> None:
     [r] = run_integrity(tmp_path / "missing.db").results
     assert r.status == "error" and "no such file" in r.details[0]
+    assert r.severity is State.UNKNOWN and r.to_dict()["severity"] == "UNKNOWN"
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"this is not a database " * 100)
     [r] = run_integrity(junk).results
@@ -115,6 +125,8 @@ def test_cancel_and_deadline(tmp_path: Path) -> None:
     stop.set()
     report = run_integrity(db, CHECKS, cancel=stop)
     assert [r.status for r in report.results] == ["cancelled"] * 3
+    assert report.state is State.CANCELLED and not report.ok  # no problem, not OK either
+    assert all(r.severity is State.CANCELLED and not r.findings for r in report.results)
 
     report = run_integrity(db, ("quick_check",), deadline_s=0.0)
     assert report.results[0].status == "timeout"
@@ -168,3 +180,41 @@ def test_live_wal_database_with_a_writer(tmp_path: Path) -> None:
         assert report.ok
         busy, log, done = w.cmd("ckpt RESTART")["result"]
         assert busy == 0 and log == done  # the runner left no snapshot behind
+
+
+def test_a_temporary_copy_that_cannot_be_made_is_one_clear_error(tmp_path: Path) -> None:
+    """mkstemp's OSError (a full /tmp, no permission, a missing folder) becomes one
+    result line saying where and what to do, not a traceback."""
+    db = make_db(tmp_path / "t.db", rows=10)
+    report = run_integrity(db, CHECKS, memory_limit_bytes=0,
+                           temp_dir=str(tmp_path / "no-such-folder"))
+    assert report.state is State.UNKNOWN
+    for r in report.results:
+        assert r.status == "error" and len(r.details) == 1
+        assert "cannot make a temporary copy" in r.reason
+        assert str(tmp_path / "no-such-folder") in r.reason and "TMPDIR" in r.reason
+
+
+def test_further_checks_run_on_the_private_copy(tmp_path: Path) -> None:
+    """A CopyTask reads the copy, not the live database, and shares the progress and
+    the stop of the run; when the copy cannot be made its names get that reason."""
+    db = make_db(tmp_path / "c.db", rows=50)
+    seen: list[str] = []
+
+    def count_steps(copy, progress, stop):
+        progress(0.5, "counting")
+        [(n,)] = copy.execute("SELECT count(*) FROM steps").fetchall()
+        seen.append(copy.execute("PRAGMA database_list").fetchall()[0][2])
+        return [CheckResult.of("steps_counted", [], 0.0, notes=[f"{n} steps"])]
+
+    task = CopyTask(("steps_counted",), count_steps)
+    progress: list[str] = []
+    report = run_integrity(db, ("quick_check",), then=task,
+                           progress=lambda f, p: progress.append(p))
+    assert [r.name for r in report.results] == ["quick_check", "steps_counted"]
+    assert report.results[1].notes == ("50 steps",) and report.ok
+    assert seen == [""]  # an in-memory copy has no file name
+    assert "counting" in progress
+
+    [q, t] = run_integrity(tmp_path / "missing.db", ("quick_check",), then=task).results
+    assert t.name == "steps_counted" and t.status == "error" and "no such file" in t.reason

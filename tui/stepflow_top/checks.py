@@ -1,56 +1,84 @@
-"""``stepflow-top PATH --check``: integrity and StepFlow consistency checks, once.
+"""``stepflow-top PATH --check``: the health checks once, as a monitoring plugin.
 
-Exit status: 0 healthy, 1 a problem was found (printed, naming table/page or rows) or a
-check could not finish (e.g. a copy that kept restarting under a busy writer), 2 the
-store cannot be opened. Never a traceback for a store problem.
+Exit status and first line follow the Nagios plugin API as the Monitoring Plugins
+development guidelines keep it (monitoring-plugins.org/doc/guidelines.html: "Plugin
+Return Codes", "Plugin Output", "Performance data"), so cron, Nagios, Icinga, Naemon,
+Sensu and Zabbix read it as they read any plugin:
+
+    STEPFLOW OK - 1204 executions, 2 running, WAL 3.9 MiB | executions=1204;;;0 ...
+
+0 OK; 1 WARNING (the store is sound but needs a look: lost runs, a WAL growing with no
+checkpoint, starved checkpoints, odd log files); 2 CRITICAL (integrity or foreign-key
+failures, rows that contradict each other); 3 UNKNOWN (the store cannot be opened or a
+check could not run). Then one line per check with its findings indented. Store text is
+printed literally (control characters spelled out), and ``|`` is spelled ``\\x7c`` so
+that no name can start performance data.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from datetime import datetime
 
-from .consistency import run_consistency_checks
-from .store.connection import StoreUnavailable
+from .live.checks import CheckReport, WalWatch, run_checks, summary
 from .store.locate import StorePaths
-from .store.queries import StoreReader
 from .store.text import literal
-from .wal.integrity import CheckResult, run_integrity
+from .wal.integrity import CheckResult, State
 
-INTEGRITY = ("quick_check", "foreign_key_check")
-FULL_INTEGRITY = ("integrity_check", "foreign_key_check")
-
-
-def run_checks(paths: StorePaths, *, full: bool = False) -> list[CheckResult]:
-    """Integrity checks on a private copy of the database (the live snapshot is held
-    about a second at most), then the StepFlow consistency checks."""
-    report = run_integrity(paths.database, FULL_INTEGRITY if full else INTEGRITY)
-    results = list(report.results)
-    if all(r.status != "error" for r in results):
-        results += run_consistency_checks(paths.database, now=datetime.now())
-    return results
+SERVICE = "STEPFLOW"
+SHOWN_PER_CHECK = 20
+_MARKS = {State.OK: "✓", State.WARNING: "!", State.CRITICAL: "✗", State.UNKNOWN: "?",
+          State.CANCELLED: "⊘"}
 
 
 def run_check(paths: StorePaths, *, full: bool, as_json: bool) -> int:
-    reader = StoreReader(paths)
+    """Run every check once (``integrity_check`` instead of ``quick_check`` when
+    ``full``), print the report (text or JSON) and return the plugin exit status."""
+    watch = WalWatch(paths.database)
     try:
-        reader.open()  # exit 2 only for a store that cannot be opened at all
-    except StoreUnavailable as exc:
-        print(f"stepflow-top: {exc}", file=sys.stderr)
-        return 2
+        watch.sample()
+        report = run_checks(paths, "all-full" if full else "all", now=datetime.now(),
+                            writer_attached=watch.writer_attached, wal=watch)
     finally:
-        reader.close()
-    results = run_checks(paths, full=full)
-    ok = all(r.ok for r in results)
-    if as_json:
-        print(json.dumps({"ok": ok, "checks": [r.to_dict() for r in results]}, indent=2))
-    else:
-        for r in results:
-            mark = "✓" if r.ok else "✗"
-            print(f"{mark} {r.name:<20} {r.status:<9} {r.duration_s:6.2f}s")
-            for line in r.details[:20]:
-                print(f"    {literal(line)}")
-            if len(r.details) > 20:
-                print(f"    … and {len(r.details) - 20} more")
-    return 0 if ok else 1
+        watch.close()
+    print(json.dumps(document(report), indent=2) if as_json else text(report))
+    return report.state.exit_code
+
+
+def _plain(value: object) -> str:
+    return literal(value).replace("|", "\\x7c")
+
+
+def first_line(report: CheckReport) -> str:
+    """``STEPFLOW <STATE> - <summary> | <perfdata>``; a cancelled run says UNKNOWN, the
+    word of its exit status (the summary says it was cancelled)."""
+    state = State.UNKNOWN if report.state is State.CANCELLED else report.state
+    perf = " ".join(str(p) for p in report.perfdata)
+    return f"{SERVICE} {state.value} - {_plain(summary(report))} | {perf}"
+
+
+def _check_lines(r: CheckResult) -> list[str]:
+    sev = r.severity
+    lines = [f"{_MARKS[sev]} {r.name:<20} {sev.value:<9} {r.duration_s:6.2f}s"]
+    body = ([r.reason] if r.reason else []) + \
+        [f"{f.severity.value} {f.text}" for f in r.findings] + [f"note: {n}" for n in r.notes]
+    lines += [f"    {_plain(line)}" for line in body[:SHOWN_PER_CHECK]]
+    if len(body) > SHOWN_PER_CHECK:
+        lines.append(f"    ... and {len(body) - SHOWN_PER_CHECK} more (--json shows all)")
+    return lines
+
+
+def text(report: CheckReport) -> str:
+    """The plugin output: the first line, then each check and its findings."""
+    lines = [first_line(report)]
+    for r in report.results:
+        lines += _check_lines(r)
+    return "\n".join(lines)
+
+
+def document(report: CheckReport) -> dict:
+    """The ``--check --json`` document: ``state``, ``exit_code``, ``summary`` (the first
+    line), then :meth:`CheckReport.to_dict` (``checks`` with per-check ``severity``,
+    ``counts``, ``perfdata``, ...)."""
+    return {"state": report.state.value, "exit_code": report.state.exit_code,
+            "summary": first_line(report), **report.to_dict()}

@@ -18,35 +18,44 @@ SQLITE_WAL.md §5-6). Instead:
    ``max_restarts`` the run stops with an ``error`` result instead of holding a longer
    snapshot.
 2. **Check the copy**: ``quick_check``, ``integrity_check``, ``foreign_key_check`` run on
-   the copy with a progress handler (cancellation and deadline); the live database is
-   not touched any more.
+   the copy with a progress handler (cancellation and deadline), then the caller's own
+   checks (a :class:`CopyTask`, e.g. StepFlow's consistency checks), so long reads never
+   touch the live database.
 
 Memory: the copy lives in memory when the database is at most ``memory_limit_bytes``
 (default 512 MiB), i.e. a check costs about the database size in RAM while it runs;
 larger databases are copied to a temporary file in ``tempfile.gettempdir()`` (never
-beside the database), deleted afterwards.
+beside the database), deleted afterwards. A temporary file that cannot be made (a full
+or read-only ``/tmp``) is an ``error`` result saying so, not an exception.
 
 The live connection is opened with the read-only recipe of SQLITE_WAL.md §4 and never
-checkpoints or writes.
+checkpoints or writes; on a closed WAL store it is opened ``immutable=1`` (the caller
+says so) so that no ``-wal``/``-shm`` is created beside the database.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import sqlite3
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
+
 from . import readonly
+from .progress import Progress, Reporter
+from .results import CheckResult, Finding, IntegrityReport, State
+from .sqlite_text import MAX_DETAILS, describe, fk_line, name_pages, per_table, split_messages
 
 __all__ = [
     "CHECKS",
     "CheckResult",
+    "CopyTask",
+    "Finding",
     "IntegrityReport",
     "IntegrityRunner",
+    "State",
     "run_integrity",
     "connect_readonly",
 ]
@@ -54,64 +63,32 @@ __all__ = [
 #: Check names understood by :meth:`IntegrityRunner.run`.
 CHECKS = ("quick_check", "integrity_check", "foreign_key_check")
 
-#: Progress callback: (fraction 0..1, phrase).
-Progress = Callable[[float, str], None]
-
-_MAX_DETAILS = 100
-
+#: Asks whether to stop: None to go on, else (status, reason) with status
+#: ``cancelled`` or ``timeout``.
+StopReason = Callable[[], "tuple[str, str] | None"]
 
 @dataclass(frozen=True)
-class CheckResult:
-    """The result of one check.
+class CopyTask:
+    """More checks to run on the private copy once the integrity checks are done.
 
-    ``ok``: True only when the check ran and found nothing. ``details``: one line per
-    problem (naming table, page, row) or the reason it could not run. ``duration_s``:
-    seconds. ``status``: ``ok``, ``failed`` (a problem was found), ``error`` (the check
-    could not run, e.g. the database cannot be opened), ``cancelled`` or ``timeout``.
+    ``names``: the results ``run`` returns, in order (a copy that could not be made
+    gives each of them the same ``error``/``cancelled`` result). ``run(copy, progress,
+    stop)`` gets the copy's connection (read it freely: no writer shares it), a
+    ``progress(fraction, phrase)`` for its own share of the run and ``stop()``
+    (:data:`StopReason`); a query interrupted by a cancel raises ``sqlite3.Error``.
+    ``bytes_per_s``: its expected speed over the database size, for progress weights.
     """
 
-    name: str
-    ok: bool
-    details: list[str] = field(default_factory=list)
-    duration_s: float = 0.0
-    status: str = "ok"
-
-    def to_dict(self) -> dict[str, Any]:
-        """``{"name", "ok", "details", "duration_s", "status"}``."""
-        return {"name": self.name, "ok": self.ok, "details": list(self.details),
-                "duration_s": round(self.duration_s, 6), "status": self.status}
+    names: tuple[str, ...]
+    run: Callable[[sqlite3.Connection, Progress, StopReason], list[CheckResult]]
+    bytes_per_s: float = 100e6
 
 
-@dataclass(frozen=True)
-class IntegrityReport:
-    """All results of one run. ``snapshot_s``: the longest time one snapshot of the live
-    database was held (seconds); ``copy_bytes``: size of the private copy;
-    ``copy_target``: ``memory`` or ``file``; ``started``: epoch seconds."""
-
-    results: list[CheckResult]
-    started: float
-    duration_s: float
-    snapshot_s: float = 0.0
-    copy_bytes: int = 0
-    copy_target: str = ""
-
-    @property
-    def ok(self) -> bool:
-        """True when every check ran and passed."""
-        return all(r.ok for r in self.results)
-
-    def to_dict(self) -> dict[str, Any]:
-        """``{"ok", "checks": [...], "duration_s", "snapshot_s", ...}``."""
-        return {"ok": self.ok, "checks": [r.to_dict() for r in self.results],
-                "started": self.started, "duration_s": round(self.duration_s, 6),
-                "snapshot_s": round(self.snapshot_s, 6), "copy_bytes": self.copy_bytes,
-                "copy_target": self.copy_target}
-
-
-def connect_readonly(path: str, timeout: float = 1.0) -> sqlite3.Connection:
-    """Open ``path`` with the one read-only recipe (:mod:`.readonly`); raises
-    ``sqlite3.Error`` when it cannot be opened."""
-    return readonly.connect(path, timeout=timeout)
+def connect_readonly(path: str, timeout: float = 1.0, *,
+                     immutable: bool = False) -> sqlite3.Connection:
+    """Open ``path`` with the one read-only recipe (:mod:`.readonly`; ``immutable`` for
+    a closed WAL store only); raises ``sqlite3.Error`` when it cannot be opened."""
+    return readonly.connect(path, timeout=timeout, immutable=immutable)
 
 
 class _Stop(Exception):
@@ -120,17 +97,12 @@ class _Stop(Exception):
         self.status = status
 
 
-def _describe(e: BaseException) -> tuple[str, str]:
-    """(status, message) for a SQLite error: corruption is a finding, the rest an error."""
-    name = getattr(e, "sqlite_errorname", "") or ""
-    msg = str(e)
-    if name.startswith("SQLITE_CORRUPT") or "malformed" in msg:
-        return "failed", f"database disk image is malformed: {msg}"
-    if name == "SQLITE_NOTADB" or "not a database" in msg:
-        return "error", f"not a SQLite database (or encrypted): {msg}"
-    if name.startswith("SQLITE_BUSY") or "locked" in msg:
-        return "error", f"database is busy: {msg}"
-    return "error", msg
+def _results_for(names: Iterable[str], stop: _Stop) -> list[CheckResult]:
+    """What a stop before ``names`` ran means for each: corruption found while copying
+    is a CRITICAL finding of every check; anything else stopped them."""
+    if stop.status == "failed":
+        return [CheckResult.of(n, [Finding(State.CRITICAL, str(stop))], 0.0) for n in names]
+    return [CheckResult.stopped(n, stop.status, str(stop)) for n in names]
 
 
 # Throughputs in bytes/second, updated from measured runs (shared by all runners).
@@ -150,9 +122,11 @@ class IntegrityRunner:
     """Runs integrity checks on a private copy of ``db_path``.
 
     ``max_snapshot_s``: the longest one snapshot of the live database may be held
-    (seconds). ``memory_limit_bytes``: above this the copy goes to a temporary file.
-    ``max_restarts``: how often a stepped copy may restart before giving up.
-    ``busy_timeout_s``: SQLite busy timeout of the read-only connection.
+    (seconds). ``memory_limit_bytes``: above this the copy goes to a temporary file in
+    ``temp_dir`` (default ``tempfile.gettempdir()``). ``max_restarts``: how often a
+    stepped copy may restart before giving up. ``busy_timeout_s``: SQLite busy timeout
+    of the read-only connection. ``immutable``: open the live database ``immutable=1``
+    (only for a closed WAL store: ``readonly.closed_wal_store``).
 
     :meth:`run` is meant to run in a worker thread; :meth:`cancel` may be called from
     any thread. One run at a time per runner.
@@ -167,6 +141,7 @@ class IntegrityRunner:
         max_restarts: int = 5,
         busy_timeout_s: float = 1.0,
         temp_dir: str | None = None,
+        immutable: bool = False,
     ) -> None:
         self.db_path = os.path.abspath(os.fspath(db_path))
         self.max_snapshot_s = max_snapshot_s
@@ -174,6 +149,7 @@ class IntegrityRunner:
         self.max_restarts = max_restarts
         self.busy_timeout_s = busy_timeout_s
         self.temp_dir = temp_dir
+        self.immutable = immutable
         self._cancel = threading.Event()
         self._active: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -208,13 +184,15 @@ class IntegrityRunner:
         progress: Progress | None = None,
         cancel: threading.Event | None = None,
         deadline_s: float | None = None,
+        then: CopyTask | None = None,
     ) -> IntegrityReport:
-        """Copy the database and run ``checks`` (names from :data:`CHECKS`) on the copy.
+        """Copy the database and run ``checks`` (names from :data:`CHECKS`, may be
+        empty) on the copy, then ``then`` (a :class:`CopyTask`) on the same copy.
 
         ``progress(fraction, phrase)`` is called from this thread; ``cancel`` (an extra
         event) or :meth:`cancel` stops the run; ``deadline_s`` bounds the whole run in
-        seconds (results past it get status ``timeout``). Never raises for database
-        problems: they become results (status ``failed`` or ``error``). Raises
+        seconds (results past it get status ``timeout``). Never raises for database or
+        file-system problems: they become results (``failed`` or ``error``). Raises
         ``ValueError`` for an unknown check name.
         """
         for name in checks:
@@ -223,7 +201,7 @@ class IntegrityRunner:
         self._cancel.clear()
         started, t0 = time.time(), time.monotonic()
         deadline = None if deadline_s is None else t0 + deadline_s
-        report = _Reporter(progress)
+        report = Reporter(progress)
 
         def stop_reason() -> _Stop | None:
             if self._cancel.is_set() or (cancel is not None and cancel.is_set()):
@@ -236,25 +214,24 @@ class IntegrityRunner:
         tmp_path: str | None = None
         snapshot_s, copy_bytes, target = 0.0, 0, ""
         results: list[CheckResult] = []
+        names = list(checks) + list(then.names if then else ())
         try:
             if not os.path.exists(self.db_path):
                 raise _Stop("error", f"cannot open {self.db_path}: no such file")
             size = os.stat(self.db_path).st_size  # stat opens nothing (SQLITE_WAL.md §3)
             target = "memory" if size <= self.memory_limit_bytes else "file"
             if target == "file":
-                fd, tmp_path = tempfile.mkstemp(prefix="stepflow-top-check-", suffix=".db",
-                                                dir=self.temp_dir)
-                os.close(fd)
-            weights = self._weights(size, target, checks)
-            report.plan(weights)
+                tmp_path = self._temp_file(size)
+            report.plan(self._weights(size, target, checks, then))
             copy, snapshot_s = self._copy(target, tmp_path, size, report, stop_reason)
             copy_bytes = size
             for name in checks:
                 results.append(self._check(copy, name, size, report, stop_reason))
+            if then is not None:
+                results += self._then(copy, then, report, stop_reason)
         except _Stop as s:
             done = {r.name for r in results}
-            results += [CheckResult(n, False, [str(s)], 0.0, s.status)
-                        for n in checks if n not in done]
+            results += _results_for([n for n in names if n not in done], s)
         finally:
             if copy is not None:
                 self._untrack(copy)
@@ -269,22 +246,57 @@ class IntegrityRunner:
                                copy_bytes, target)
 
     # ----------------------------------------------------------------------------------
+    def _temp_file(self, size: int) -> str:
+        """A new empty file for a copy of ``size`` bytes; raises :class:`_Stop` (error)
+        with one line saying where and what to do when it cannot be made."""
+        where = self.temp_dir or tempfile.gettempdir()
+        try:
+            fd, path = tempfile.mkstemp(prefix="stepflow-top-check-", suffix=".db",
+                                        dir=self.temp_dir)
+        except OSError as e:
+            raise _Stop("error", (
+                f"cannot make a temporary copy of the {size / 1e6:.0f} MB database in "
+                f"{where}: {e.strerror or e}; free space there or set TMPDIR")) from e
+        os.close(fd)
+        return path
+
     @staticmethod
-    def _weights(size: int, target: str, checks: Iterable[str]) -> dict[str, float]:
+    def _weights(size: int, target: str, checks: Iterable[str],
+                 then: CopyTask | None) -> dict[str, float]:
         with _RATES_LOCK:
             rates = dict(_RATES)
         w = {"copy": size / rates[f"copy_{target}"] + 0.01}
         for n in checks:
             w[n] = size / rates[n] + 0.01
+        if then is not None:
+            w["then"] = size / then.bytes_per_s + 0.01
         return w
 
+    def _then(
+        self, copy: sqlite3.Connection, task: CopyTask, report: Reporter,
+        stop_reason: Callable[[], _Stop | None],
+    ) -> list[CheckResult]:
+        """Run the caller's checks on the copy, with the same progress handler as the
+        integrity checks so that a cancel interrupts a long query."""
+
+        def stop() -> tuple[str, str] | None:
+            s = stop_reason()
+            return None if s is None else (s.status, str(s))
+
+        copy.set_progress_handler(lambda: 1 if stop_reason() is not None else 0, 20000)
+        try:
+            return task.run(copy, lambda f, p: report.phase("then", f, p), stop)
+        finally:
+            copy.set_progress_handler(None, 0)
+
     def _copy(
-        self, target: str, tmp_path: str | None, size: int, report: "_Reporter",
+        self, target: str, tmp_path: str | None, size: int, report: Reporter,
         stop_reason: Callable[[], _Stop | None],
     ) -> tuple[sqlite3.Connection, float]:
         """Back up the live database into the copy. Returns (copy, longest snapshot s)."""
         try:
-            src = self._track(connect_readonly(self.db_path, self.busy_timeout_s))
+            src = self._track(connect_readonly(self.db_path, self.busy_timeout_s,
+                                               immutable=self.immutable))
         except sqlite3.Error as e:
             raise _Stop("error", f"cannot open {self.db_path}: {e}") from e
         try:
@@ -295,10 +307,13 @@ class IntegrityRunner:
                 src.execute(f"PRAGMA mmap_size={min(size, 1 << 30)}").fetchall()
                 page_size = src.execute("PRAGMA page_size").fetchall()[0][0]
             except sqlite3.Error as e:
-                status, msg = _describe(e)
+                status, msg = describe(e)
                 raise _Stop(status, f"cannot read {self.db_path}: {msg}") from e
-            dest = sqlite3.connect(":memory:" if target == "memory" else tmp_path,
-                                   isolation_level=None, check_same_thread=False)
+            try:
+                dest = sqlite3.connect(":memory:" if target == "memory" else tmp_path,
+                                       isolation_level=None, check_same_thread=False)
+            except sqlite3.Error as e:
+                raise _Stop("error", f"cannot open the private copy {tmp_path}: {e}") from e
             self._track(dest)
             try:
                 if target == "file":
@@ -343,7 +358,7 @@ class IntegrityRunner:
                 stop = stop_reason()  # an interrupt() from cancel() lands here too
                 if stop is not None:
                     raise stop from e
-                status, msg = _describe(e)
+                status, msg = describe(e)
                 raise _Stop(status, f"copying the database: {msg}") from e
             elapsed = time.monotonic() - t0
             if one_step:
@@ -355,7 +370,7 @@ class IntegrityRunner:
             self._untrack(src)
 
     def _check(
-        self, conn: sqlite3.Connection, name: str, size: int, report: "_Reporter",
+        self, conn: sqlite3.Connection, name: str, size: int, report: Reporter,
         stop_reason: Callable[[], _Stop | None],
     ) -> CheckResult:
         t0 = time.monotonic()
@@ -376,133 +391,41 @@ class IntegrityRunner:
         report.phase(name, 0.0, f"{name.replace('_', ' ')}: starting")
         try:
             if name == "foreign_key_check":
-                rows = conn.execute("PRAGMA foreign_key_check").fetchmany(_MAX_DETAILS + 1)
-                details = [_fk_line(r) for r in rows[:_MAX_DETAILS]]
-                if len(rows) > _MAX_DETAILS:
-                    details.append(f"(more than {_MAX_DETAILS} rows; first {_MAX_DETAILS} shown)")
+                rows = conn.execute("PRAGMA foreign_key_check").fetchmany(MAX_DETAILS + 1)
+                details = [fk_line(r) for r in rows[:MAX_DETAILS]]
+                if len(rows) > MAX_DETAILS:
+                    details.append(f"(more than {MAX_DETAILS} rows; first {MAX_DETAILS} shown)")
             else:
                 rows = []
-                cur = conn.execute(f"PRAGMA {name}({_MAX_DETAILS})")
+                cur = conn.execute(f"PRAGMA {name}({MAX_DETAILS})")
                 try:
                     while (row := cur.fetchone()) is not None:
                         rows.append(row)
                 except sqlite3.DatabaseError as e:
                     # SQLite may abort the whole check on a damaged page (SQLITE_CORRUPT)
                     # instead of reporting it: check table by table to name the damage.
-                    if stopped or _describe(e)[0] != "failed":
+                    if stopped or describe(e)[0] != "failed":
                         raise
-                    rows += [(f"{_describe(e)[1]} (while checking the whole database)",)]
-                    rows += _per_table(conn, name)
-                details = _split_messages(rows)
+                    rows += [(f"{describe(e)[1]} (while checking the whole database)",)]
+                    rows += per_table(conn, name)
+                details = split_messages(rows)
                 if details:
-                    details = _name_pages(conn, details)
+                    details = name_pages(conn, details)
         except sqlite3.Error as e:
             dur = time.monotonic() - t0
             stop = stopped[0] if stopped else stop_reason()
             if stop is not None:
-                return CheckResult(name, False, [str(stop)], dur, stop.status)
-            status, msg = _describe(e)
-            return CheckResult(name, False, [msg], dur, status)
+                return CheckResult.stopped(name, stop.status, str(stop), dur)
+            status, msg = describe(e)
+            if status == "failed":
+                return CheckResult.of(name, [Finding(State.CRITICAL, msg)], dur)
+            return CheckResult.stopped(name, status, msg, dur)
         finally:
             conn.set_progress_handler(None, 0)
         dur = time.monotonic() - t0
         _learn(name, size, dur)
         report.phase(name, 1.0, f"{name.replace('_', ' ')}: done")
-        return CheckResult(name, not details, details, dur, "ok" if not details else "failed")
-
-
-def _per_table(conn: sqlite3.Connection, check: str) -> list[tuple[str]]:
-    """``PRAGMA <check>(<table>)`` for each table (pragma.html: the argument limits the
-    check to that table and its indexes), prefixing each message with the table name."""
-    out: list[tuple[str]] = []
-    tables = [r[0] for r in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").fetchall()]
-    for table in tables:
-        quoted = '"' + table.replace('"', '""') + '"'
-        try:
-            rows = conn.execute(f"PRAGMA {check}({quoted})").fetchall()
-            out += [(f"table {table}: {line}",) for line in _split_messages(rows)]
-        except sqlite3.DatabaseError as e:
-            status, msg = _describe(e)
-            if status != "failed":
-                raise
-            out.append((f"table {table}: {msg}",))
-    return out
-
-
-def _split_messages(rows: Iterable[Sequence[Any]]) -> list[str]:
-    """One line per problem: a row may hold several lines, and a ``*** in database
-    main ***`` heading (SQLite's integrity_check output, pragma.html)."""
-    out: list[str] = []
-    for r in rows:
-        for line in str(r[0]).splitlines():
-            line = line.strip()
-            if line and line != "ok" and not line.startswith("*** in database"):
-                out.append(line)
-    if len(out) > _MAX_DETAILS:
-        out = out[:_MAX_DETAILS] + [f"(more than {_MAX_DETAILS} problems; first shown)"]
-    return out
-
-
-_PAGE_RE = re.compile(r"\bpage (\d+)", re.IGNORECASE)
-
-
-def _name_pages(conn: sqlite3.Connection, lines: list[str]) -> list[str]:
-    """Append the table or index owning each page a message names, found with the
-    ``dbstat`` virtual table on the copy (sqlite.org dbstat.html) when it is available;
-    lines are returned unchanged when it is not or cannot read the damaged b-trees."""
-    pages = {int(m) for line in lines for m in _PAGE_RE.findall(line)}
-    if not pages:
-        return lines
-    owner: dict[int, str] = {}
-    try:
-        kinds = dict(conn.execute("SELECT name, type FROM sqlite_master").fetchall())
-        for name, pageno in conn.execute("SELECT name, pageno FROM dbstat"):
-            if pageno in pages and pageno not in owner:
-                owner[pageno] = f"{kinds.get(name, 'b-tree')} {name}"
-    except sqlite3.Error:
-        pass  # no dbstat, or too damaged to walk: keep SQLite's own words
-    out = []
-    for line in lines:
-        named = sorted({owner[int(m)] for m in _PAGE_RE.findall(line) if int(m) in owner})
-        out.append(f"{line} ({', '.join(named)})" if named else line)
-    return out
-
-
-def _fk_line(row: Sequence[Any]) -> str:
-    table, rowid, parent, fkid = (list(row) + [None] * 4)[:4]
-    where = f"rowid {rowid}" if rowid is not None else "a row without rowid"
-    return (f"{table} {where}: no matching row in {parent} "
-            f"(foreign key #{fkid} of {table})")
-
-
-class _Reporter:
-    """Maps per-phase fractions onto one overall fraction weighted by expected time."""
-
-    def __init__(self, cb: Progress | None) -> None:
-        self.cb = cb
-        self.weights: dict[str, float] = {}
-        self.order: list[str] = []
-        self.last = 0.0
-
-    def plan(self, weights: dict[str, float]) -> None:
-        self.weights, self.order = weights, list(weights)
-
-    def phase(self, name: str, f: float, phrase: str) -> None:
-        if not self.weights or name not in self.weights:
-            return
-        total = sum(self.weights.values())
-        before = sum(self.weights[n] for n in self.order[: self.order.index(name)])
-        self.fraction((before + self.weights[name] * max(0.0, min(1.0, f))) / total, phrase)
-
-    def fraction(self, f: float, phrase: str) -> None:
-        f = max(self.last, min(1.0, f))  # never goes backwards
-        self.last = f
-        if self.cb is not None:
-            try:
-                self.cb(f, phrase)
-            except Exception:
-                pass  # a broken callback must not break the check
+        return CheckResult.of(name, [Finding(State.CRITICAL, d) for d in details], dur)
 
 
 def run_integrity(
@@ -512,8 +435,8 @@ def run_integrity(
 ) -> IntegrityReport:
     """One-shot helper: ``IntegrityRunner(db_path).run(checks, ...)``. Keyword arguments
     go to the runner (``max_snapshot_s``, ``memory_limit_bytes``, ...) or to
-    :meth:`IntegrityRunner.run` (``progress``, ``cancel``, ``deadline_s``)."""
-    run_keys = {"progress", "cancel", "deadline_s"}
+    :meth:`IntegrityRunner.run` (``progress``, ``cancel``, ``deadline_s``, ``then``)."""
+    run_keys = {"progress", "cancel", "deadline_s", "then"}
     run_kw = {k: v for k, v in kwargs.items() if k in run_keys}
     init_kw = {k: v for k, v in kwargs.items() if k not in run_keys}
     return IntegrityRunner(db_path, **init_kw).run(checks, **run_kw)
