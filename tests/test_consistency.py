@@ -371,13 +371,3 @@ def test_checks_write_nothing_and_create_no_file_beside_a_closed_store(store: Pa
     assert report.state is State.OK, [r.details for r in report.results]
     assert database.read_bytes() == before
     assert {p.name for p in database.parent.iterdir()} == {"stepflow.db"}
-
-
-def test_the_tuis_present_entry_runs_the_same_checks(store: Path) -> None:
-    from stepflow_top.consistency import run_consistency_checks
-
-    results = run_consistency_checks(store / "database")
-    assert [r.name for r in results] == list(CONSISTENCY_CHECKS)
-    assert all(r.status in ("ok", "failed") for r in results)
-    [missing] = {r.reason for r in run_consistency_checks(store / "nowhere")}
-    assert "no database" in missing

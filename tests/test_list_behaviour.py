@@ -85,3 +85,23 @@ async def test_a_tick_repaints_only_the_running_steps_of_a_huge_execution(tmp_pa
         await pilot.pause()
         assert set(painted) == {last}  # the one running step, not 10 000 rows
     service.close()
+
+
+async def test_a_cancelled_check_is_cancelled_never_a_problem(tmp_path):
+    from stepflow_top.demo.bulk import populate
+    from stepflow_top.ui.health import HealthScreen
+    from stepflow_top.wal.results import State
+
+    populate(tmp_path / "big", executions=30_000)
+    app = StepflowTop(locate_store(tmp_path / "big"), watch=False)
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await pilot.press("2")
+        await until(pilot, lambda: isinstance(app.screen, HealthScreen))
+        # I then x, with no pause between them (the pilot would wait for the check).
+        app.screen.action_check("full")
+        app.screen.action_cancel_check()
+        await until(pilot, lambda: app.integrity is not None)
+        assert app.integrity.state is State.CANCELLED
+        state = str(app.screen.query_one("#check-state").render())
+        assert "⊘ cancelled" in state and "problems" not in state
+        assert [n.message for n in app._notifications] == ["check cancelled"]

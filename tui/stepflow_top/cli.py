@@ -41,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     modes.add_argument("--once", action="store_true", help="print one snapshot and exit")
     modes.add_argument("--events", action="store_true", help="print changes as JSON lines")
     modes.add_argument("--check", action="store_true",
-                       help="run the health checks once; exit 0 healthy, 1 problem, 2 unreadable")
+                       help="run the health checks once, as a monitoring plugin: exit 0 OK, "
+                       "1 WARNING, 2 CRITICAL, 3 UNKNOWN")
     modes.add_argument("--demo", action="store_true",
                        help="run a simulated StepFlow writer in a temporary folder and watch it")
     modes.add_argument("--demo-writer", metavar="DIR", type=Path,

@@ -16,7 +16,6 @@ import json
 import sys
 import time
 from datetime import datetime, tzinfo
-from pathlib import Path
 
 from .live.health import HealthMonitor
 from .live.hints import Hints
@@ -54,7 +53,7 @@ async def run_events(
     hints = Hints([paths.database_dir], fallback=fallback, poll=poll)
     hints.start()
     health = HealthMonitor(paths.database, persist=False, probe=refresher.probe)
-    checks = (asyncio.create_task(integrity_events(paths.database, integrity_every))
+    checks = (asyncio.create_task(integrity_events(paths, integrity_every, health))
               if integrity_every else None)
     writer = first.writer
     error_said = False
@@ -117,13 +116,17 @@ def health_events(health: HealthMonitor, journal_mode: str) -> list[dict]:
     return events
 
 
-async def integrity_events(database: Path, every: float) -> None:
+async def integrity_events(paths: StorePaths, every: float, health: HealthMonitor) -> None:
     """Every ``every`` seconds, run quick_check and foreign_key_check on a private
-    copy (in a thread) and print ``{"ts", "type": "integrity", "ok", "checks", ...}``."""
-    from .wal.integrity import run_integrity
+    copy (``live.checks.run_checks``, in a thread) and print ``{"ts", "type":
+    "integrity", "state", "exit_code", "ok", "checks", ...}``."""
+    from .live.checks import run_checks
 
     while True:
         await asyncio.sleep(every)
+        sample = health.history.last_sample
         report = await asyncio.to_thread(
-            run_integrity, database, ("quick_check", "foreign_key_check"))
+            run_checks, paths, "quick", now=datetime.now(),
+            writer_attached=sample.writer_attached if sample is not None else None,
+            sample=sample)
         emit({"ts": time.time(), "type": "integrity", **report.to_dict()})

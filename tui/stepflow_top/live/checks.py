@@ -178,7 +178,7 @@ class WalWatch:
     def writer_attached(self) -> bool | None:
         """Whether a service has the database open, from the first sample (None: not
         known, or no sample)."""
-        return getattr(self.samples[0], "writer_attached", None) if self.samples else None
+        return self.samples[0].writer_attached if self.samples else None
 
     def result(self, duration_s: float) -> CheckResult:
         """The ``wal`` check: each raised warning is a WARNING finding; no sample at all

@@ -27,6 +27,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.reactive import var
 from textual.screen import Screen
+from textual.worker import Worker, WorkerState
 
 from ..live.health import HealthMonitor, HealthState
 from ..live.hints import Hints
@@ -40,7 +41,7 @@ from .help import HelpScreen
 from .messages import FilesChanged, WatchFolder
 
 if TYPE_CHECKING:  # the check runners load when a check runs, not at start-up
-    from ..wal.integrity import IntegrityReport, IntegrityRunner
+    from ..live.checks import CheckReport
 
 REFRESH_STEPS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # seconds, chosen with +/-
 
@@ -64,9 +65,21 @@ class HealthReady(Message):
 class ChecksDone(Message):
     """An integrity/consistency run ended."""
 
-    def __init__(self, report: IntegrityReport) -> None:
+    def __init__(self, report: CheckReport) -> None:
         super().__init__()
         self.report = report
+
+
+class CheckProgress(Message):
+    """A running check got further: ``fraction`` 0..1 and a phrase saying where."""
+
+    def __init__(self, fraction: float, phrase: str) -> None:
+        super().__init__()
+        self.fraction = fraction
+        self.phrase = phrase
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, CheckProgress)  # only the latest matters
 
 
 def _executions_screen():
@@ -120,7 +133,7 @@ class StepflowTop(App):
     now: var[datetime] = var(datetime.now)
     paused: var[bool] = var(False)
     health: var[HealthState | None] = var(None)
-    integrity: var[IntegrityReport | None] = var(None)
+    integrity: var[CheckReport | None] = var(None)
     integrity_progress: var[tuple[float, str] | None] = var(None)
 
     def __init__(
@@ -161,7 +174,7 @@ class StepflowTop(App):
                                             probe=self.refresher.probe)
         self._sampling = False
         self.integrity_every = integrity_every
-        self._checks: IntegrityRunner | None = None
+        self._checking = False
         self._cancel_checks = threading.Event()
 
     def on_mount(self) -> None:
@@ -208,7 +221,7 @@ class StepflowTop(App):
     def _start_refresh(self) -> None:
         self._refresh(self.request, self.scheduler.start())
 
-    @work(thread=True, group="refresh")
+    @work(thread=True, group="refresh", exit_on_error=False)
     def _refresh(self, request: ViewRequest, force: bool) -> None:
         self.post_message(SnapshotReady(self.refresher.refresh(request, self.clock(), force=force)))
 
@@ -234,7 +247,7 @@ class StepflowTop(App):
             journal = None if snapshot is None or snapshot.error else snapshot.journal_mode
             self._sample_health(journal)
 
-    @work(thread=True, group="health")
+    @work(thread=True, group="health", exit_on_error=False)
     def _sample_health(self, journal_mode: str | None) -> None:
         self.post_message(HealthReady(self.health_monitor.sample(journal_mode)))
 
@@ -247,51 +260,72 @@ class StepflowTop(App):
                         markup=False, timeout=10)
 
     def start_checks(self, kind: str) -> None:
-        """Run checks off the UI thread: ``quick`` (quick_check + foreign keys),
-        ``full`` (integrity_check + foreign keys) or ``consistency`` (StepFlow rows
-        and log files). One run at a time."""
-        from ..wal.integrity import IntegrityRunner
-
-        if self._checks is not None:
+        """Run checks off the UI thread (``live.checks.run_checks``): ``quick``
+        (quick_check + foreign keys), ``full`` (integrity_check + foreign keys) or
+        ``consistency`` (StepFlow rows and log files), on a private copy. One run at a
+        time; ``x`` cancels it."""
+        if self._checking:
             self.notify("a check is already running (x cancels it)", timeout=3)
             return
-        self._checks = IntegrityRunner(self.paths.database)
+        self._checking = True
         self._cancel_checks.clear()
         self.integrity_progress = (0.0, "starting")
-        self._run_checks(kind, self._checks)
+        sample = self.health.sample if self.health else None
+        self._run_checks(kind, sample)
 
     def cancel_checks(self) -> None:
-        if self._checks is not None:
-            self._cancel_checks.set()
-            self._checks.cancel()
+        self._cancel_checks.set()
 
-    @work(thread=True, group="checks")
-    def _run_checks(self, kind: str, runner: IntegrityRunner) -> None:
-        from ..consistency import run_consistency_checks
-        from ..wal.integrity import IntegrityReport
+    @work(thread=True, group="checks", exit_on_error=False)
+    def _run_checks(self, kind: str, sample) -> None:
+        from ..live.checks import run_checks
 
         def progress(fraction: float, phrase: str) -> None:
-            self.call_from_thread(setattr, self, "integrity_progress", (fraction, phrase))
+            self.post_message(CheckProgress(fraction, phrase))
 
-        started, t0 = time.time(), time.monotonic()
-        if kind == "consistency":
-            results = run_consistency_checks(self.paths.database, progress=progress,
-                                             cancel=self._cancel_checks)
-            report = IntegrityReport(results, started, time.monotonic() - t0)
-        else:
-            checks = ("integrity_check" if kind == "full" else "quick_check", "foreign_key_check")
-            report = runner.run(checks, progress=progress, cancel=self._cancel_checks)
+        report = run_checks(
+            self.paths, kind, now=datetime.now(),
+            writer_attached=sample.writer_attached if sample is not None else None,
+            sample=sample, progress=progress, cancel=self._cancel_checks)
         self.post_message(ChecksDone(report))
 
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The one place a worker's failure lands: a notice, and the scheduling it held
+        released (the monitor keeps running; a bug must not freeze the screen)."""
+        if event.state is not WorkerState.ERROR:
+            return
+        worker, error = event.worker, event.worker.error
+        self.notify(f"{worker.group} failed: {type(error).__name__}: {literal(error)}",
+                    title="Internal error (please report it)", severity="error",
+                    markup=False, timeout=15)
+        if worker.group == "refresh":
+            self._arm(self.scheduler.finish())
+        elif worker.group == "health":
+            self._sampling = False
+        elif worker.group == "checks":
+            self._checking = False
+            self.integrity_progress = None
+
+    def on_check_progress(self, message: CheckProgress) -> None:
+        if self._checking:
+            self.integrity_progress = (message.fraction, message.phrase)
+
     def on_checks_done(self, message: ChecksDone) -> None:
-        self._checks = None
-        self.integrity = message.report
+        from ..live.checks import summary
+        from ..wal.results import State
+
+        self._checking = False
+        report = message.report
+        self.integrity = report
         self.integrity_progress = None
-        if not message.report.ok:
-            failed = ", ".join(r.name for r in message.report.results if not r.ok)
-            self.notify(f"checks found problems: {failed} (press 2 for details)",
-                        title="Database health", severity="error", markup=False, timeout=15)
-            if self.bell_on_failure:
+        state = report.state
+        if state is State.CANCELLED:
+            self.notify("check cancelled", title="Database health", timeout=3)
+        elif state is not State.OK:
+            self.notify(f"{state.value}: {literal(summary(report))} (press 2 for details)",
+                        title="Database health", markup=False, timeout=15,
+                        severity="error" if state is State.CRITICAL else "warning")
+            if self.bell_on_failure and state is State.CRITICAL:
                 self.bell()
 
     def set_request(self, **changes) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -22,9 +23,21 @@ from .. import formatting
 from ..live.health import HealthState
 from ..store.text import literal
 from ..wal.history import CheckpointEvent
-from ..wal.integrity import IntegrityReport
+from ..wal.results import State
+
 from .bar import StoreBar
 from .widgets import KeyedTable, TextPanel, cell
+
+if TYPE_CHECKING:
+    from ..live.checks import CheckReport
+
+VERDICTS = {  # a check's state: symbol and word, never colour alone (UX.md #8)
+    State.OK: ("✓ healthy", "bold green"),
+    State.WARNING: ("! needs a look", "bold yellow"),
+    State.CRITICAL: ("✗ problems found", "bold red"),
+    State.UNKNOWN: ("? could not check", "bold magenta"),
+    State.CANCELLED: ("⊘ cancelled", "dim"),
+}
 
 HISTORY_COLUMNS = (("time", "Time"), ("event", "Event"), ("frames", "Frames"),
                    ("before", "WAL before"), ("after", "WAL after"))
@@ -134,19 +147,20 @@ class HealthScreen(Screen):
         bar.update(progress=fraction)
         state.update(cell(f"running: {phrase}  (x cancels)", "bold"))
 
-    def _show_integrity(self, report: IntegrityReport | None) -> None:
+    def _show_integrity(self, report: CheckReport | None) -> None:
         if report is None:
             return
         state = self.query_one("#check-state", TextPanel)
         when = datetime.fromtimestamp(report.started).strftime("%H:%M:%S")
-        verdict = "✓ healthy" if report.ok else "✗ PROBLEMS FOUND"
+        verdict, style = VERDICTS[report.state]
+        why = f" ({report.error})" if report.error else ""
         state.update(cell(
-            f"{verdict} — run at {when}, took {report.duration_s:.2f}s, longest snapshot of the "
-            f"live database {report.snapshot_s:.2f}s", "bold green" if report.ok else "bold red"))
+            f"{verdict}{why} — run at {when}, took {report.duration_s:.2f}s, longest snapshot "
+            f"of the live database {report.snapshot_s:.2f}s", style))
         self.query_one("#check-table", KeyedTable).show_rows(
             (r.name, [
                 cell(r.name),
-                cell(("✓ " if r.ok else "✗ ") + r.status, "green" if r.ok else "bold red"),
+                cell(f"{VERDICTS[r.severity][0].split()[0]} {r.status}", VERDICTS[r.severity][1]),
                 cell(f"{r.duration_s:.2f}s"),
                 cell("; ".join(r.details[:3]) + (" …" if len(r.details) > 3 else "")),
             ])
