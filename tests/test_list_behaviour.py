@@ -36,7 +36,13 @@ async def test_new_runs_pushing_the_cursor_down_never_load_more(busy_store, tmp_
                         if key in table(app).rows else False)
         assert table(app).cursor_key == key  # the cursor stayed on its run
         assert app.request.limit == 50 and table(app).row_count == 50
-        await pilot.press("down", "down")  # the reader's own move does load more
+        for n in range(3, 8):  # until the run under the cursor leaves the window
+            newest = busy_store.start(f"new-{n}")
+            await until(pilot, lambda: newest in table(app).rows)
+        assert key not in table(app).rows
+        await pilot.pause(0.3)  # any queued highlight has been handled
+        assert app.request.limit == 50 and table(app).row_count == 50
+        await pilot.press("up", "down", "down", "down")  # the reader's own move loads more
         await until(pilot, lambda: app.request.limit == 100)
 
 

@@ -165,15 +165,12 @@ class ExecutionsScreen(Screen):
         self.query_one("#view-state", TextPanel).update(text)
 
     # -- paging ------------------------------------------------------------
-    def on_data_table_row_highlighted(self, event: KeyedTable.RowHighlighted) -> None:
+    def on_keyed_table_near_end(self, _event: KeyedTable.NearEnd) -> None:
         # Only the reader's own move loads more: new runs arriving above push the
-        # cursor down, and that must not grow the list by itself (it grew 50 → 750
-        # rows in 10 idle minutes).
-        table = self.table
+        # cursor down with its row, and that must never grow the list by itself (it
+        # grew 50 → 750 rows in 10 idle minutes).
         limit = self.app.request.limit
-        if not table.moved_by_user(event):
-            return
-        if table.row_count >= limit and event.cursor_row >= table.row_count - 3:
+        if self.table.row_count >= limit:
             self.app.set_request(limit=limit + PAGE)
             self._show_view_state()
 
@@ -243,5 +240,5 @@ class ExecutionsScreen(Screen):
         self.table.move_cursor(row=0)
 
     def action_last(self) -> None:
-        self.table.move_cursor(row=max(0, self.table.row_count - 1))
+        self.table.action_scroll_bottom()
 

@@ -7,6 +7,7 @@ from typing import Iterable, Sequence
 
 from rich.text import Text
 from textual._two_way_dict import TwoWayDict
+from textual.message import Message
 from textual.visual import VisualType
 from textual.widgets import DataTable, Static
 from textual.widgets.data_table import CellDoesNotExist, RowKey
@@ -42,16 +43,33 @@ class KeyedTable(DataTable):
     def __init__(self, columns: Sequence[tuple[str, str]], **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
         self._columns = columns
-        self._highlighted: str | None = None  # key of the last highlighted row
 
-    def moved_by_user(self, event: DataTable.RowHighlighted) -> bool:
-        """Whether this highlight comes from the reader's own move to another row, not
-        from ``show_rows`` keeping the cursor on its row while new rows arrive above
-        (the key stays the same then, however many highlights were queued)."""
-        key = event.row_key.value if event.row_key is not None else None
-        moved = key != self._highlighted
-        self._highlighted = key
-        return moved
+    class NearEnd(Message):
+        """The reader moved the cursor to one of the last three rows (a key or a click;
+        never a refresh moving the cursor with its row), so more rows may be wanted."""
+
+    def _reader_moved(self) -> None:
+        if self.row_count and self.cursor_row >= self.row_count - 3:
+            self.post_message(self.NearEnd())
+
+    def action_cursor_down(self) -> None:
+        super().action_cursor_down()
+        self._reader_moved()
+
+    def action_page_down(self) -> None:
+        super().action_page_down()
+        self._reader_moved()
+
+    def action_scroll_bottom(self) -> None:
+        super().action_scroll_bottom()
+        self._reader_moved()
+
+    def action_scroll_end(self) -> None:
+        super().action_scroll_end()
+        self._reader_moved()
+
+    def on_click(self) -> None:  # after DataTable's own handler moved the cursor
+        self._reader_moved()
 
     def on_mount(self) -> None:
         for key, label in self._columns:
