@@ -6,6 +6,7 @@ accept them with ``pytest tests/test_snapshots.py --snapshot-update``.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -30,6 +31,9 @@ STORE = Path(tempfile.gettempdir()) / "stepflow-top-snapshots" / "storage"
 def app() -> StepflowTop:
     shutil.rmtree(STORE.parent, ignore_errors=True)
     copy_store(FIXTURE, STORE)
+    # The store bar shows the last commit's time: the file's, as the service left it.
+    last_commit = FROZEN_NOW.timestamp() - 9
+    os.utime(STORE / "database" / "stepflow.db", (last_commit, last_commit))
     yield StepflowTop(locate_store(STORE), clock=lambda: FROZEN_NOW, watch=False)
     shutil.rmtree(STORE.parent, ignore_errors=True)
 
