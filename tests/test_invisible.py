@@ -164,3 +164,15 @@ def test_a_database_reached_through_a_symlink_shows_its_real_wal(attached_servic
         assert snapshot.sample.wal_exists and snapshot.writer.attached is True
     finally:
         refresher.close()
+
+
+def test_a_database_path_that_is_a_fifo_is_refused_with_one_line(tmp_path):
+    database = tmp_path / "database" / "stepflow.db"
+    database.parent.mkdir()
+    os.mkfifo(database)  # SQLite's own open() of it would block for ever
+    for mode, code in (("--once", 2), ("--events", 2), ("--check", 3)):
+        result = subprocess.run([sys.executable, "-m", "stepflow_top", str(tmp_path), mode],
+                                capture_output=True, text=True, timeout=30)
+        assert result.returncode == code, (mode, result.stdout, result.stderr)
+        said = result.stderr if mode != "--check" else result.stdout
+        assert "is a FIFO, not a database file" in said and "Traceback" not in said

@@ -20,6 +20,7 @@ from datetime import datetime, tzinfo
 from .live.health import HealthMonitor
 from .live.hints import Hints
 from .live.refresher import Refresher, ViewRequest
+from .live.schedule import ROLLBACK_INTERVAL
 from .live.writer import WriterState
 from .store.locate import StorePaths
 
@@ -56,6 +57,7 @@ async def run_events(
     checks = (asyncio.create_task(integrity_events(paths, integrity_every, health))
               if integrity_every else None)
     writer = first.writer
+    journal, read_at = first.journal_mode, time.monotonic()
     error_said = False
     try:
         for event in health_events(health, first.journal_mode):
@@ -68,6 +70,9 @@ async def run_events(
                 await asyncio.wait_for(hints.wait(), timeout=remaining)
             except asyncio.TimeoutError:
                 break
+            if journal != "wal":  # every read blocks a rollback writer's commits briefly
+                await asyncio.sleep(max(0.0, ROLLBACK_INTERVAL - (time.monotonic() - read_at)))
+            read_at = time.monotonic()
             snapshot = refresher.refresh(FEED_ONLY, datetime.now())
             if snapshot is None:
                 for event in refresher.recheck(datetime.now(), writer):
@@ -79,6 +84,7 @@ async def run_events(
                     error_said = True
                 continue
             error_said = False
+            journal = snapshot.journal_mode
             if snapshot.replaced:
                 emit({"ts": time.time(), "type": "database_replaced",
                       "database": str(paths.database)})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 from pathlib import Path
 
 from ..wal import readonly
@@ -40,8 +41,15 @@ def connect_readonly(
     Raises StoreUnavailable with a one-line reason (missing file, permissions,
     read-only directory without ``-wal``/``-shm``, not a database).
     """
-    if not database.exists():
-        raise StoreUnavailable(f"no database at {database}")
+    try:
+        mode = os.stat(database).st_mode
+    except FileNotFoundError:
+        raise StoreUnavailable(f"no database at {database}") from None
+    except OSError as exc:
+        raise StoreUnavailable(f"cannot read {database}: {exc.strerror}") from None
+    if not stat.S_ISREG(mode):
+        # SQLite's open() of a FIFO blocks for ever (and a device is no database).
+        raise StoreUnavailable(f"{database} is {_file_kind(mode)}, not a database file")
     try:
         conn = readonly.connect(database, immutable=immutable, timeout=timeout)
     except sqlite3.Error as exc:
@@ -87,3 +95,12 @@ def _disk_full(folder: Path) -> bool:
     except OSError:
         return False
     return stat.f_bavail == 0
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISDIR, "a folder")):
+        if test(mode):
+            return kind
+    return "not a regular file"
