@@ -10,13 +10,16 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
 from stepflow_top.live.refresher import Refresher, ViewRequest
 from stepflow_top.store.locate import locate_store
 
-from conftest import FROZEN_NOW, AttachedService, wait_for
+import pytest
+
+from conftest import FIXTURE, FROZEN_NOW, AttachedService, copy_store, wait_for
 
 DATA_REPORT = "77c5563f-20ba-4823-9274-144ce96d2185"
 
@@ -176,3 +179,47 @@ def test_a_database_path_that_is_a_fifo_is_refused_with_one_line(tmp_path):
         assert result.returncode == code, (mode, result.stdout, result.stderr)
         said = result.stderr if mode != "--check" else result.stdout
         assert "is a FIFO, not a database file" in said and "Traceback" not in said
+
+
+AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def _nobody_can_run_python() -> bool:
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        return False
+    probe = subprocess.run(AS_NOBODY + ["env", sys.executable, "-c", "import stepflow_top"],
+                           capture_output=True, timeout=30)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not _nobody_can_run_python(),
+                    reason="needs root, setpriv, and an interpreter and package that user "
+                    "nobody can run (here they live under a private home folder)")
+def test_a_monitoring_user_who_can_write_the_folder_leaves_no_file_in_it(tmp_path):
+    """Issue 7 item 2: the monitoring user (nobody) can write database/ but not the
+    database file; the service (root here) must find the folder as it left it."""
+    base = Path(tempfile.mkdtemp(prefix="stepflow-top-nobody-"))
+    try:
+        os.chmod(base, 0o755)
+        root = copy_store(FIXTURE, base / "storage")
+        folder = root / "database"
+        os.chmod(folder, 0o777)  # writable by the monitoring user, as with a shared group
+        before = sorted(os.listdir(folder))
+        as_nobody = [*AS_NOBODY, "env", f"XDG_STATE_HOME={base}/state", sys.executable, "-m",
+                     "stepflow_top", str(root)]
+        for mode in (["--once"], ["--once", "--json"], ["--check"],
+                     ["--events", "--seconds", "0.5"]):
+            result = subprocess.run(as_nobody + mode, capture_output=True, text=True,
+                                    timeout=60)
+            assert result.returncode in (0, 1), (mode, result.stdout, result.stderr)
+        assert sorted(os.listdir(folder)) == before
+        service = AttachedService(folder / "stepflow.db")  # the service starts, as root
+        try:
+            result = subprocess.run(as_nobody + ["--once", "--json"], capture_output=True,
+                                    text=True, timeout=60)
+            assert json.loads(result.stdout)["writer"]["attached"] is True
+        finally:
+            service.stop()
+        assert sorted(os.listdir(folder)) == before  # its clean close removed its files
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
