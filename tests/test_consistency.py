@@ -14,9 +14,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-
 from stepflow_top.live.checks import run_checks
-from stepflow_top.store.consistency import CONSISTENCY_CHECKS, check_consistency, writer_now
+from stepflow_top.store.consistency import (
+    CONSISTENCY_CHECKS,
+    check_consistency,
+    writer_now,
+)
 from stepflow_top.store.locate import locate_store
 from stepflow_top.wal.integrity import State
 

@@ -9,14 +9,13 @@ import random
 from pathlib import Path
 
 import pytest
-
 from stepflow_top.demo import scripts
 from stepflow_top.demo.catalogue import plan_execution
 from stepflow_top.demo.engine import Engine
 from stepflow_top.demo.service import _Service
 from stepflow_top.demo.store import open_store
-
 from store_checks import check_artifacts, check_finished_executions, query
+
 
 def seeded_plans(count: int = 800):
     """(seed, script, plan) for ``count`` seeds, every script in turn."""

@@ -16,13 +16,17 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-
+from conftest import FIXTURE, WriterProcess, wait_for
 from stepflow_top.demo import scripts
 from stepflow_top.demo.marker import MARKER_NAME, ForeignStoreError
 from stepflow_top.demo.writer import populate, run
-
-from conftest import FIXTURE, WriterProcess, wait_for
-from store_checks import TIMESTAMP, check_artifacts, check_finished_executions, db_path, query
+from store_checks import (
+    TIMESTAMP,
+    check_artifacts,
+    check_finished_executions,
+    db_path,
+    query,
+)
 
 FINAL = ("completed", "failed")
 

@@ -13,9 +13,7 @@ import threading
 
 import pytest
 from conftest import FIXTURE, wait_for
-
 from stepflow_top.wal.probe import WalSample
-
 from test_cli import stepflow_top
 
 CYCLE_WRITER = r"""

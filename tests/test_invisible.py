@@ -14,12 +14,10 @@ import tempfile
 import threading
 from pathlib import Path
 
+import pytest
+from conftest import FIXTURE, FROZEN_NOW, AttachedService, copy_store, wait_for
 from stepflow_top.live.refresher import Refresher, ViewRequest
 from stepflow_top.store.locate import locate_store
-
-import pytest
-
-from conftest import FIXTURE, FROZEN_NOW, AttachedService, copy_store, wait_for
 
 DATA_REPORT = "77c5563f-20ba-4823-9274-144ce96d2185"
 

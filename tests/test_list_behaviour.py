@@ -4,10 +4,9 @@ shown as such, and the store bar says who writes the store."""
 from __future__ import annotations
 
 import pytest
+from service_writer import ServiceWriter
 from stepflow_top.store.locate import locate_store
 from stepflow_top.ui.app import StepflowTop
-
-from service_writer import ServiceWriter
 from test_app import table, until
 
 
@@ -32,13 +31,13 @@ async def test_new_runs_pushing_the_cursor_down_never_load_more(busy_store, tmp_
         assert app.request.limit == 50
         for n in range(3):  # new runs arrive above, one commit each
             busy_store.start(f"new-{n}")
-            await until(pilot, lambda: table(app).get_row_index(key) == 46 + n
+            await until(pilot, lambda n=n: table(app).get_row_index(key) == 46 + n
                         if key in table(app).rows else False)
         assert table(app).cursor_key == key  # the cursor stayed on its run
         assert app.request.limit == 50 and table(app).row_count == 50
         for n in range(3, 8):  # until the run under the cursor leaves the window
             newest = busy_store.start(f"new-{n}")
-            await until(pilot, lambda: newest in table(app).rows)
+            await until(pilot, lambda newest=newest: newest in table(app).rows)
         assert key not in table(app).rows
         await pilot.pause(0.3)  # any queued highlight has been handled
         assert app.request.limit == 50 and table(app).row_count == 50

@@ -13,10 +13,20 @@ from pathlib import Path
 import pytest
 from stepflow_top.store import logs
 from stepflow_top.store.ansi import PLAIN, AnsiReader, Rendition, apply_sgr
-from stepflow_top.store.loglines import (MAX_LINE_CHARS, MAX_RAW_CHARS, Level, level_of,
-                                         shape_lines)
-from stepflow_top.store.logs import (NEVER_WRITTEN, NOT_ON_DISK_YET, LogRefused, open_log,
-                                     read_log)
+from stepflow_top.store.loglines import (
+    MAX_LINE_CHARS,
+    MAX_RAW_CHARS,
+    Level,
+    level_of,
+    shape_lines,
+)
+from stepflow_top.store.logs import (
+    NEVER_WRITTEN,
+    NOT_ON_DISK_YET,
+    LogRefused,
+    open_log,
+    read_log,
+)
 
 NIGHTLY = "9705a5e2-0bff-4e5d-8f54-4c5a2ee9e36b"
 

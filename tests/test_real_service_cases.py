@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import wait_for
 from service_writer import ServiceWriter
 
@@ -142,7 +141,7 @@ def test_every_final_status_is_reported_whatever_the_save_style(tmp_path, style)
                 stream.wait(type="execution", id=run,
                             status="failed" if n % 3 == 0 else "completed")
             for run in runs:
-                wait_for(lambda: len({e["step_index"] for e in stream.seen(
+                wait_for(lambda run=run: len({e["step_index"] for e in stream.seen(
                     type="step", execution_id=run, status="completed")}) == 3, timeout=20)
         finally:
             stream.stop()

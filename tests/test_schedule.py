@@ -52,7 +52,7 @@ def test_a_stream_is_capped_at_ten_refreshes_a_second():
         clock.now += 0.005
         delay = scheduler.finish()
     assert 95 <= len(starts) <= 101
-    assert min(b - a for a, b in zip(starts, starts[1:])) >= 0.1 - 1e-9
+    assert min(b - a for a, b in zip(starts, starts[1:], strict=False)) >= 0.1 - 1e-9
 
 
 def test_a_slow_refresh_leaves_the_writer_a_gap_as_long_as_itself():

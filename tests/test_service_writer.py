@@ -11,7 +11,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-
 from service_writer import ServiceWriter
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}$")
@@ -35,14 +34,14 @@ def execution(root: Path, execution_id: str) -> dict:
     keys = ("status", "exit_code", "error_message", "created_at", "started_at",
             "completed_at", "total_steps", "completed_steps", "current_step_index")
     (row,) = conn_rows
-    return dict(zip(keys, row))
+    return dict(zip(keys, row, strict=True))
 
 
 def step(root: Path, step_id: str) -> dict:
     keys = ("name", "step_index", "status", "exit_code", "error_message", "completed_at",
             "estimated_duration", "stop_on_error", "metadata")
     (row,) = rows(root, f"SELECT {', '.join(keys)} FROM steps WHERE id = ?", (step_id,))
-    return dict(zip(keys, row))
+    return dict(zip(keys, row, strict=True))
 
 
 def log_texts(root: Path, execution_id: str, index: int, step_id: str) -> list[bytes] | None:

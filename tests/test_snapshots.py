@@ -12,15 +12,13 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
+from conftest import FIXTURE, FROZEN_NOW, copy_store
 from stepflow_top.store.locate import locate_store
 from stepflow_top.ui.app import StepflowTop
 from stepflow_top.ui.detail import DetailScreen
 from stepflow_top.ui.logscreen import LogScreen
 from stepflow_top.ui.logview import LogView
 from stepflow_top.ui.widgets import KeyedTable
-
-from conftest import FIXTURE, FROZEN_NOW, copy_store
 
 SHELL_BUILD = "b98c3c75-fc75-42c2-8a8e-0ba7e891ab26"
 # The store bar shows the store's path, so it must be the same on every machine.

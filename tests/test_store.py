@@ -8,15 +8,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-
+from conftest import FROZEN_NOW
 from stepflow_top.store.connection import StoreUnavailable
 from stepflow_top.store.locate import locate_store
 from stepflow_top.store.logs import read_log
 from stepflow_top.store.models import Judgement, Status
 from stepflow_top.store.queries import StoreReader
 from stepflow_top.store.text import literal
-
-from conftest import FROZEN_NOW
 
 DATA_REPORT = "77c5563f-20ba-4823-9274-144ce96d2185"
 NIGHTLY = "9705a5e2-0bff-4e5d-8f54-4c5a2ee9e36b"

@@ -9,7 +9,6 @@ import struct
 from pathlib import Path
 
 import pytest
-
 from stepflow_top.wal.format import (
     SHM_HEADER_SIZE,
     WAL_MAGIC_BE,
@@ -22,9 +21,7 @@ from stepflow_top.wal.format import (
     parse_wal_header,
     wal_checksum,
 )
-
 from wal_writer import WalWriter
-
 
 
 def _read(path: Path, n: int | None = None) -> bytes:

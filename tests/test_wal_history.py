@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from stepflow_top.wal.format import ShmHeader
 from stepflow_top.wal.history import (
     CheckpointEvent,
@@ -19,10 +18,7 @@ from stepflow_top.wal.history import (
     state_dir,
 )
 from stepflow_top.wal.probe import Probe, ReadLock, WalSample
-
 from wal_writer import WalWriter
-
-
 
 BASE = time.time() - 3600  # sample walls are relative to now: saved events must be plausible
 

@@ -9,7 +9,6 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from stepflow_top.wal.integrity import (
     CHECKS,
     CheckResult,
@@ -19,9 +18,7 @@ from stepflow_top.wal.integrity import (
     run_integrity,
 )
 from stepflow_top.wal.sqlite_text import per_table
-
 from wal_writer import WalWriter
-
 
 
 def make_db(path: Path, rows: int = 3000, wal: bool = True) -> Path:

@@ -15,7 +15,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from conftest import wait_for
 from stepflow_top.wal import locks
 from stepflow_top.wal.locks import Holder, file_locks, is_monitor, parse_proc_locks

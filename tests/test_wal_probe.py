@@ -10,10 +10,14 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from stepflow_top.wal.integrity import connect_readonly
-from stepflow_top.wal.probe import Probe, ProbeError, WalSample, parse_request, sample_once
-
+from stepflow_top.wal.probe import (
+    Probe,
+    ProbeError,
+    WalSample,
+    parse_request,
+    sample_once,
+)
 from wal_writer import WalWriter
 
 

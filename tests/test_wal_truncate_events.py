@@ -90,7 +90,7 @@ def run_truncating_writer(root: Path) -> tuple[int, int, list[dict]]:
             # reported a step, every look that followed the writer's run has printed.
             for _ in range(2):
                 seen = events.count("step")
-                wait_for(lambda: saved_step_seen(seen + 1), timeout=30, interval=0.3)
+                wait_for(lambda seen=seen: saved_step_seen(seen + 1), timeout=30, interval=0.3)
         finally:
             events.stop()
     resets = sum(e.get("resets", 0) for e in events.lines if e["type"] == "wal_reset")

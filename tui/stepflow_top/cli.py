@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import __version__, formatting
+from .live.writer import format_offset
 from .store.locate import StorePaths, locate_store
 from .store.models import DEFAULT_STALL_AFTER, Status
 from .store.text import literal
-from .live.writer import format_offset
 
 # Each mode imports what it needs when it runs: start-up time is time to first rows.
 if TYPE_CHECKING:

@@ -16,7 +16,6 @@ from pathlib import Path
 
 from .wal.history import state_dir
 
-
 SORTS = ("newest", "status", "name", "duration")
 MIN_INTERVAL, MAX_INTERVAL = 0.1, 3600.0  # seconds
 

@@ -32,9 +32,8 @@ import sys
 import threading
 from collections.abc import Callable
 
-from .marker import ForeignStoreError, claim_root
-
 from .bulk import populate
+from .marker import ForeignStoreError, claim_root
 from .service import run
 from .store import DB_RELPATH, SAVE_STYLES, SCHEMA, STARTUP_PRAGMAS, open_store
 

@@ -31,7 +31,13 @@ import time
 from collections import Counter, OrderedDict
 from typing import Callable
 
-from ..store.models import FINAL_EXECUTION, Execution, Judgement, Status, effective_steps
+from ..store.models import (
+    FINAL_EXECUTION,
+    Execution,
+    Judgement,
+    Status,
+    effective_steps,
+)
 from ..store.queries import StoreReader
 
 NEWEST_WINDOW = 50  # newest executions checked for unseen ids on every poll

@@ -24,12 +24,26 @@ from datetime import datetime, timedelta, timezone, tzinfo
 
 from ..store.connection import StoreUnavailable
 from ..store.locate import StorePaths
-from ..store.models import DEFAULT_STALL_AFTER, Counts, Execution, ExecutionDetail, Judgement, Status
+from ..store.models import (
+    DEFAULT_STALL_AFTER,
+    Counts,
+    Execution,
+    ExecutionDetail,
+    Judgement,
+    Status,
+)
 from ..store.queries import StoreReader, Window
 from ..wal.probe import Probe, ProbeError, WalSample
 from ..wal.readonly import closed_wal_store, wal_path
 from .changes import ChangeTracker
-from .writer import Holder, WriterState, infer_offset, local_offset, process_started, zone_offset
+from .writer import (
+    Holder,
+    WriterState,
+    infer_offset,
+    local_offset,
+    process_started,
+    zone_offset,
+)
 
 
 @dataclass(frozen=True)

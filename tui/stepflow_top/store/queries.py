@@ -36,7 +36,6 @@ from .models import (
     FINISHED_STEP,
     LIVE_STORED,
     Artifact,
-    Counts,
     Execution,
     ExecutionDetail,
     Judgement,
@@ -199,7 +198,6 @@ class StoreReader:
         or ``budget_s`` seconds pass (then ``Window.searched`` says how far it got).
         A live status is classified here, from the step rows and ``judgement``.
         """
-        select = self._select["executions"]
         if not text and status is None:
             return self._newest(limit)
         where, params = [], []

@@ -15,7 +15,6 @@ import asyncio
 import os
 import signal
 import threading
-import time
 from dataclasses import replace
 from datetime import datetime, tzinfo
 from pathlib import Path

@@ -15,8 +15,8 @@ from textual.widgets import Footer, TabbedContent, TabPane
 from .. import formatting
 from ..store.models import ExecutionDetail, Judgement, StepView
 from ..store.text import literal
-from .messages import WatchFolder
 from .bar import STATUS_STYLES, STEP_STYLES, StoreBar
+from .messages import WatchFolder
 from .widgets import KeyedTable, TextPanel, cell
 
 STEP_COLUMNS = (("index", "#"), ("name", "Step"), ("status", "Status"), ("started", "Started"),

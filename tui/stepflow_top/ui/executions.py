@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -11,8 +10,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input
 
 from .. import formatting
-from ..store.models import FINAL_EXECUTION, Execution, Judgement, Status
 from ..settings import SORTS
+from ..store.models import FINAL_EXECUTION, Execution, Judgement, Status
 from ..store.text import literal
 from .bar import STATUS_STYLES, StoreBar
 from .widgets import KeyedTable, TextPanel, cell

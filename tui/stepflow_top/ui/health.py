@@ -24,7 +24,6 @@ from ..live.health import HealthState
 from ..store.text import literal
 from ..wal.history import CheckpointEvent
 from ..wal.results import State
-
 from .bar import StoreBar
 from .widgets import KeyedTable, TextPanel, cell
 

@@ -17,7 +17,14 @@ from textual.widgets import Footer, Input
 
 from .. import formatting
 from ..store.loglines import MAX_LINE_CHARS, Level, LogLine
-from ..store.logs import NEVER_WRITTEN, LogRead, LogRefused, log_version, open_log, read_log
+from ..store.logs import (
+    NEVER_WRITTEN,
+    LogRead,
+    LogRefused,
+    log_version,
+    open_log,
+    read_log,
+)
 from ..store.models import FINAL_EXECUTION, Execution, Step, step_label
 from ..store.text import literal
 from .bar import STEP_STYLES, StoreBar

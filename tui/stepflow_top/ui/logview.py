@@ -98,7 +98,7 @@ class LogView(ScrollView, can_focus=True):
         stamps = self.timestamps
         self.lines = [entry.plain(stamps) for entry in self.entries]
         self._cells = [_cells(line) + len(CUT_MARK) * (entry.cut_before + entry.cut_after)
-                       for line, entry in zip(self.lines, self.entries)]
+                       for line, entry in zip(self.lines, self.entries, strict=True)]
         self._matches = None
         self._relayout()
 

@@ -46,7 +46,14 @@ from typing import Any, Callable, Iterable, Sequence
 from . import readonly
 from .progress import Progress, Reporter
 from .results import CheckResult, Finding, IntegrityReport, State
-from .sqlite_text import MAX_DETAILS, describe, fk_line, name_pages, per_table, split_messages
+from .sqlite_text import (
+    MAX_DETAILS,
+    describe,
+    fk_line,
+    name_pages,
+    per_table,
+    split_messages,
+)
 
 __all__ = [
     "CHECKS",

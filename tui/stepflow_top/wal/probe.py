@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
+from .files import NotRegular, open_regular
 from .format import (
     DB_HEADER_SIZE,
     SHM_HEADER_SIZE,
@@ -37,7 +38,6 @@ from .format import (
     parse_shm_header,
     parse_wal_header,
 )
-from .files import NotRegular, open_regular
 from .locks import Holder, ReadLock, file_locks
 from .sample import WalSample
 
