@@ -40,7 +40,6 @@ from .writer import (
     Holder,
     WriterState,
     infer_offset,
-    local_offset,
     process_started,
     zone_offset,
 )

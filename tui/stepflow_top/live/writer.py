@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ..store.models import local_offset
+
 OFFSET_STEP = timedelta(minutes=15)  # every UTC offset in use is a multiple of 15 min
 MAX_RESIDUAL = timedelta(seconds=90)  # newest row vs. last commit, beyond which we don't guess
 
@@ -99,12 +101,6 @@ def process_started(pid: int) -> float | None:
         return now - uptime + int(fields[19]) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return None
-
-
-def local_offset(at: float | None = None) -> timedelta:
-    """This process's UTC offset at unix time ``at`` (default now)."""
-    moment = datetime.now() if at is None else datetime.fromtimestamp(at)
-    return moment.astimezone().utcoffset() or timedelta(0)
 
 
 def infer_offset(newest_row: datetime | None, last_commit: float | None) -> timedelta | None:

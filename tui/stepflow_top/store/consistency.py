@@ -43,7 +43,7 @@ from ..wal.readonly import fetch_all
 from .connection import StoreUnavailable
 from .log_listing import LogFile, LogFolders
 from .models import FINAL_EXECUTION, parse_timestamp
-from .queries import chunks
+from .rows import chunks
 
 __all__ = ["CONSISTENCY_CHECKS", "Consistency", "RunCounts", "check_consistency", "writer_now"]
 

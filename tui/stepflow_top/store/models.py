@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Sequence
 
@@ -87,6 +87,13 @@ class Judgement:
 def step_label(status: str) -> str:
     """``✓ completed`` style label for a stored step status (unknown words get ``?``)."""
     return f"{STEP_SYMBOLS.get(status, '?')} {status}"
+
+
+def local_offset(at: float | None = None) -> timedelta:
+    """This process's UTC offset at unix time ``at`` (default now): the writer's own
+    until its zone is known."""
+    moment = datetime.now() if at is None else datetime.fromtimestamp(at)
+    return moment.astimezone().utcoffset() or timedelta(0)
 
 
 def parse_timestamp(text: object) -> datetime | None:

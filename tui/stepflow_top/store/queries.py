@@ -42,35 +42,27 @@ from .models import (
     Status,
     Step,
     effective_steps,
-    parse_timestamp,
+    local_offset,
+)
+from .rows import (
+    ARTIFACT_COLUMNS,
+    EXECUTION_COLUMNS,
+    STEP_COLUMNS,
+    artifact_order,
+    artifact_row,
+    chunks,
+    execution_row,
+    select_list,
+    step_row,
+    text_value,
 )
 
-EXECUTION_COLUMNS = (
-    "id", "name", "command", "working_directory", "status", "exit_code", "error_message",
-    "created_at", "started_at", "completed_at", "environment", "user_name", "tags",
-    "total_steps", "completed_steps", "metadata",
-)
-STEP_COLUMNS = (
-    "id", "execution_id", "name", "description", "step_index", "status", "exit_code",
-    "error_message", "created_at", "started_at", "completed_at", "estimated_duration",
-    "metadata",
-)
-ARTIFACT_COLUMNS = (
-    "id", "execution_id", "step_id", "name", "file_path", "file_name", "file_size",
-    "mime_type", "artifact_type", "created_at",
-)
 LIVE_STATUSES = tuple(sorted(LIVE_STORED))
 MAX_STEPS_PER_EXECUTION = 10_000
 MAX_ARTIFACTS = 1_000
 MAX_LIVE_ROWS = 1_000
-SQL_VARIABLE_CHUNK = 500
 SEARCH_SLICE = 2_000  # rows per filtered-search statement
 SEARCH_BUDGET_S = 0.25  # seconds a filtered search may take per refresh
-
-
-def local_utc_offset() -> timedelta:
-    """This process's UTC offset now (the writer's offset until one is known)."""
-    return datetime.now().astimezone().utcoffset() or timedelta(0)
 
 
 @dataclass(frozen=True)
@@ -103,7 +95,7 @@ class StoreReader:
         self.paths = paths
         self.conn: sqlite3.Connection | None = None
         self.journal_mode = "?"
-        self.writer_offset: timedelta = local_utc_offset()
+        self.writer_offset: timedelta = local_offset()
         self._schema: tuple[int, dict[str, str], set[str]] | None = None
 
     # -- connection ------------------------------------------------------
@@ -137,7 +129,7 @@ class StoreReader:
                 "is this a StepFlow Monitor database?"
             )
         select = {
-            table: _select_list(columns, set(db[table].columns_dict) if table in tables else set())
+            table: select_list(columns, set(db[table].columns_dict) if table in tables else set())
             for table, columns in (
                 ("executions", EXECUTION_COLUMNS),
                 ("steps", STEP_COLUMNS),
@@ -254,7 +246,7 @@ class StoreReader:
                 rows = self._rows(
                     f"SELECT {self._select['executions']} FROM executions "
                     "ORDER BY created_at DESC, rowid DESC LIMIT ?", [limit])
-                executions = tuple(self._with_steps([_execution(r) for r in rows]))
+                executions = tuple(self._with_steps([execution_row(r) for r in rows]))
             except StoreDamaged:
                 if limit <= 1:
                     raise
@@ -270,7 +262,7 @@ class StoreReader:
                 f"SELECT {self._select['executions']} FROM executions "
                 f"WHERE rowid IN ({','.join('?' * len(chunk))}) "
                 "ORDER BY created_at DESC, rowid DESC", chunk)
-        return self._with_steps([_execution(r) for r in rows])
+        return self._with_steps([execution_row(r) for r in rows])
 
     def executions_by_id(self, ids: Iterable[str]) -> list[Execution]:
         """The executions with these ids, with step aggregates, in no set order."""
@@ -280,7 +272,7 @@ class StoreReader:
             rows += self._rows(
                 f"SELECT {self._select['executions']} FROM executions WHERE id IN ({marks})", chunk
             )
-        return self._with_steps([_execution(r) for r in rows])
+        return self._with_steps([execution_row(r) for r in rows])
 
     def stored_status_counts(self) -> dict[str, int]:
         """Executions per stored status word, lowercased (a scan of the ``status``
@@ -288,7 +280,7 @@ class StoreReader:
         recounts only when the row count disagrees)."""
         counts: dict[str, int] = {}
         for status, n in self._rows("SELECT status, count(*) FROM executions GROUP BY status"):
-            word = (_text(status) or "").lower()  # a writer may say "Completed"
+            word = (text_value(status) or "").lower()  # a writer may say "Completed"
             counts[word] = counts.get(word, 0) + n
         return counts
 
@@ -308,10 +300,10 @@ class StoreReader:
         if not rows:
             return None
         steps = sorted(
-            (_step(r) for r in self._step_rows([execution_id], MAX_STEPS_PER_EXECUTION)),
+            (step_row(r) for r in self._step_rows([execution_id], MAX_STEPS_PER_EXECUTION)),
             key=lambda s: (s.index, s.created_at or datetime.min),
         )
-        execution = self._aggregate(_execution(rows[0]), list(steps))
+        execution = self._aggregate(execution_row(rows[0]), list(steps))
         artifacts: tuple[Artifact, ...] = ()
         if "artifacts" in self._has:
             rows = self._rows(
@@ -319,7 +311,7 @@ class StoreReader:
                 f"LIMIT {MAX_ARTIFACTS}",
                 [execution_id],
             )
-            artifacts = tuple(sorted((_artifact(r) for r in rows), key=_artifact_order))
+            artifacts = tuple(sorted((artifact_row(r) for r in rows), key=artifact_order))
         log_paths = {s.id: self.paths.step_log(s.execution_id, s.index, s.id) for s in steps}
         return ExecutionDetail(execution, tuple(steps), artifacts, log_paths)
 
@@ -345,21 +337,21 @@ class StoreReader:
             return []
         column = "id" if table == "executions" else "execution_id"
         return [
-            _text(r[0]) or "" for r in self._rows(
+            text_value(r[0]) or "" for r in self._rows(
                 f"SELECT {column} FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT ?",
                 [mark, limit])
         ]
 
     def newest_ids(self, limit: int) -> list[str]:
         """Ids of the newest ``limit`` executions by ``created_at`` (indexed)."""
-        return [_text(r[0]) or "" for r in self._rows(
+        return [text_value(r[0]) or "" for r in self._rows(
             "SELECT id FROM executions ORDER BY created_at DESC, rowid DESC LIMIT ?", [limit])]
 
     def steps_of(self, execution_ids: Iterable[str]) -> dict[str, list[Step]]:
         """Steps of these executions, by execution id (``steps(execution_id)`` is indexed)."""
         by_execution: dict[str, list[Step]] = {}
         for row in self._step_rows(list(execution_ids), MAX_STEPS_PER_EXECUTION):
-            step = _step(row)
+            step = step_row(row)
             by_execution.setdefault(step.execution_id, []).append(step)
         return by_execution
 
@@ -369,13 +361,13 @@ class StoreReader:
             f"SELECT {self._select['executions']} FROM executions "
             f"WHERE status IN {LIVE_STATUSES} LIMIT {MAX_LIVE_ROWS}"
         )
-        return self._with_steps([_execution(r) for r in rows])
+        return self._with_steps([execution_row(r) for r in rows])
 
     def newest_timestamps(self, rows: int = 20) -> datetime | None:
         """The newest stored timestamp among the most recently saved rows (largest
         rowids): what the writer's clock said at about its last commit."""
         stamps = []
-        for table, parse in (("executions", _execution), ("steps", _step)):
+        for table, parse in (("executions", execution_row), ("steps", step_row)):
             if table in self._has:
                 for row in self._rows(f"SELECT {self._select[table]} FROM {table} "
                                       "ORDER BY rowid DESC LIMIT ?", [rows]):
@@ -438,106 +430,3 @@ class StoreReader:
             except (OSError, OverflowError, ValueError):  # gone, or a time past year 9999
                 continue
         return times
-
-
-def _select_list(wanted: Sequence[str], present: set[str]) -> str:
-    return ", ".join(c if c in present else f"NULL AS {c}" for c in wanted)
-
-
-def chunks(items: Sequence, size: int = SQL_VARIABLE_CHUNK):
-    """``items`` in lists of at most ``size``: one ``IN (...)`` query each, under
-    SQLite's limit on bound variables."""
-    for i in range(0, len(items), size):
-        yield list(items[i : i + size])
-
-
-def _text(value: object) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value)
-
-
-def _int(value: object, default: int | None = None) -> int | None:
-    try:
-        return int(value) if value is not None else default
-    except (TypeError, ValueError, OverflowError):  # text, or a REAL such as 9e999 (inf)
-        return default
-
-
-def _float(value: object) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _execution(row: Sequence) -> Execution:
-    (id_, name, command, workdir, status, exit_code, error, created, started, completed,
-     environment, user, tags, total, done, metadata) = row
-    return Execution(
-        id=_text(id_) or "",
-        name=_text(name) or "",
-        stored_status=(_text(status) or "").lower(),
-        command=_text(command) or "",
-        working_directory=_text(workdir),
-        exit_code=_int(exit_code),
-        error_message=_text(error),
-        created_at=parse_timestamp(created),
-        started_at=parse_timestamp(started),
-        completed_at=parse_timestamp(completed),
-        environment=_text(environment),
-        user_name=_text(user),
-        tags=_text(tags),
-        total_steps=_int(total, 0),
-        completed_steps=_int(done, 0),
-        metadata=_text(metadata),
-        created_at_text=_text(created),
-        started_at_text=_text(started),
-        completed_at_text=_text(completed),
-    )
-
-
-def _step(row: Sequence) -> Step:
-    (id_, execution_id, name, description, index, status, exit_code, error, created,
-     started, completed, estimated, metadata) = row
-    return Step(
-        id=_text(id_) or "",
-        execution_id=_text(execution_id) or "",
-        index=_int(index, 0),
-        name=_text(name) or "",
-        status=(_text(status) or "").lower(),
-        description=_text(description),
-        exit_code=_int(exit_code),
-        error_message=_text(error),
-        created_at=parse_timestamp(created),
-        started_at=parse_timestamp(started),
-        completed_at=parse_timestamp(completed),
-        estimated_duration=_float(estimated),
-        metadata=_text(metadata),
-    )
-
-
-def _artifact(row: Sequence) -> Artifact:
-    (id_, execution_id, step_id, name, file_path, file_name, size, mime, kind, created) = row
-    path = _text(file_path) or ""
-    return Artifact(
-        id=_text(id_) or "",
-        execution_id=_text(execution_id) or "",
-        step_id=_text(step_id),
-        name=_text(name) or "",
-        file_path=path,
-        file_name=_text(file_name),
-        file_size=_int(size, 0),
-        mime_type=_text(mime),
-        artifact_type=_text(kind),
-        created_at=parse_timestamp(created),
-        exists=bool(path) and os.path.exists(path),
-    )
-
-
-def _artifact_order(artifact: Artifact):
-    return (artifact.created_at or datetime.min, artifact.name)
-
-

@@ -7,8 +7,8 @@ import time
 from rich.text import Text
 
 from .. import formatting
-from ..live.writer import WriterState, format_offset, local_offset
-from ..store.models import Status
+from ..live.writer import WriterState, format_offset
+from ..store.models import Status, local_offset
 from ..store.text import literal
 from .widgets import TextPanel
 
