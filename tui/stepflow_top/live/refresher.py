@@ -31,6 +31,7 @@ from ..store.models import (
     ExecutionDetail,
     Judgement,
     Status,
+    local_offset,
 )
 from ..store.queries import StoreReader, Window
 from ..wal.probe import Probe, ProbeError, WalSample
