@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Callable, Iterable
 from textual import work
 from textual.app import App, ScreenStackError, SystemCommand
 from textual.binding import Binding
-from textual.message import Message
 from textual.reactive import var
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
@@ -37,48 +36,19 @@ from ..store.locate import StorePaths
 from ..store.models import Judgement, Status
 from ..store.text import literal
 from .help import HelpScreen
-from .messages import FilesChanged, WatchFolder
+from .messages import (
+    CheckProgress,
+    ChecksDone,
+    FilesChanged,
+    HealthReady,
+    SnapshotReady,
+    WatchFolder,
+)
 
 if TYPE_CHECKING:  # the check runners load when a check runs, not at start-up
     from ..live.checks import CheckReport
 
 REFRESH_STEPS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # seconds, chosen with +/-
-
-
-class SnapshotReady(Message):
-    """A refresh finished; ``snapshot`` is None when nothing changed."""
-
-    def __init__(self, snapshot: StoreSnapshot | None) -> None:
-        super().__init__()
-        self.snapshot = snapshot
-
-
-class HealthReady(Message):
-    """A health sample was taken."""
-
-    def __init__(self, state: HealthState) -> None:
-        super().__init__()
-        self.state = state
-
-
-class ChecksDone(Message):
-    """An integrity/consistency run ended."""
-
-    def __init__(self, report: CheckReport) -> None:
-        super().__init__()
-        self.report = report
-
-
-class CheckProgress(Message):
-    """A running check got further: ``fraction`` 0..1 and a phrase saying where."""
-
-    def __init__(self, fraction: float, phrase: str) -> None:
-        super().__init__()
-        self.fraction = fraction
-        self.phrase = phrase
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, CheckProgress)  # only the latest matters
 
 
 def _executions_screen():

@@ -5,8 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual.message import Message
+
+if TYPE_CHECKING:
+    from ..live.checks import CheckReport
+    from ..live.health import HealthState
+    from ..live.refresher import StoreSnapshot
 
 
 @dataclass
@@ -21,3 +27,39 @@ class WatchFolder(Message):
     database folder (an open step's log folder); ``None`` stops watching it."""
 
     folder: Path | None
+
+
+class SnapshotReady(Message):
+    """A refresh finished; ``snapshot`` is None when nothing changed."""
+
+    def __init__(self, snapshot: StoreSnapshot | None) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+
+
+class HealthReady(Message):
+    """A health sample was taken."""
+
+    def __init__(self, state: HealthState) -> None:
+        super().__init__()
+        self.state = state
+
+
+class ChecksDone(Message):
+    """An integrity/consistency run ended."""
+
+    def __init__(self, report: CheckReport) -> None:
+        super().__init__()
+        self.report = report
+
+
+class CheckProgress(Message):
+    """A running check got further: ``fraction`` 0..1 and a phrase saying where."""
+
+    def __init__(self, fraction: float, phrase: str) -> None:
+        super().__init__()
+        self.fraction = fraction
+        self.phrase = phrase
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, CheckProgress)  # only the latest matters
