@@ -35,12 +35,19 @@ from ..settings import Settings
 from ..store.locate import StorePaths
 from ..store.models import Judgement, Status
 from ..store.text import literal
+from .commands import ExecutionCommands
+from .detail import DetailScreen
+from .executions import ExecutionsScreen
+from .health import HealthScreen
 from .help import HelpScreen
+from .logscreen import LogScreen
 from .messages import (
     CheckProgress,
     ChecksDone,
     FilesChanged,
     HealthReady,
+    OpenExecution,
+    OpenLog,
     SnapshotReady,
     WatchFolder,
 )
@@ -49,24 +56,6 @@ if TYPE_CHECKING:  # the check runners load when a check runs, not at start-up
     from ..live.checks import CheckReport
 
 REFRESH_STEPS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # seconds, chosen with +/-
-
-
-def _executions_screen():
-    from .executions import ExecutionsScreen
-
-    return ExecutionsScreen()
-
-
-def _execution_commands():
-    from .commands import ExecutionCommands
-
-    return ExecutionCommands
-
-
-def _health_screen():
-    from .health import HealthScreen
-
-    return HealthScreen()
 
 
 def _status(word: str | None) -> Status | None:
@@ -82,8 +71,8 @@ class StepflowTop(App):
     TITLE = "stepflow-top"
     CSS_PATH = "app.tcss"
     ENABLE_COMMAND_PALETTE = True
-    MODES = {"executions": _executions_screen, "health": _health_screen}
-    COMMANDS = App.COMMANDS | {_execution_commands}
+    MODES = {"executions": ExecutionsScreen, "health": HealthScreen}
+    COMMANDS = App.COMMANDS | {ExecutionCommands}
     BINDINGS = [
         Binding("q", "quit", "Quit"),
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
@@ -392,12 +381,14 @@ class StepflowTop(App):
         yield SystemCommand("Pause / resume", "Stop applying updates (key p)",
                             self.action_toggle_pause)
 
-    def open_execution(self, execution_id: str) -> None:
-        """Show the detail screen of ``execution_id`` (from the command palette)."""
-        from .detail import DetailScreen
+    def on_open_execution(self, message: OpenExecution) -> None:
+        """Screens and the palette ask; the App navigates (no screen imports another)."""
+        if not isinstance(self.screen, ExecutionsScreen):
+            self.switch_mode("executions")
+        self.push_screen(DetailScreen(message.execution_id))
 
-        self.switch_mode("executions")
-        self.push_screen(DetailScreen(execution_id))
+    def on_open_log(self, message: OpenLog) -> None:
+        self.push_screen(LogScreen(message.execution, message.step, message.path))
 
     # -- actions -----------------------------------------------------------
     def action_help(self) -> None:

@@ -10,6 +10,7 @@ from textual.content import Content
 from .. import formatting
 from ..store.models import Execution
 from ..store.text import literal
+from .messages import OpenExecution
 
 DISCOVER = 10
 
@@ -38,15 +39,18 @@ class ExecutionCommands(Provider):
             entries.append((title, help_text, execution))
         return entries
 
+    def _opener(self, execution_id: str):
+        return partial(self.app.post_message, OpenExecution(execution_id))
+
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
         for title, help_text, execution in self._entries():
             score = max(matcher.match(title), matcher.match(execution.id))
             if score > 0:
-                yield Hit(score, Content(title), partial(self.app.open_execution, execution.id),
+                yield Hit(score, Content(title), self._opener(execution.id),
                           text=title, help=Content(help_text))
 
     async def discover(self) -> Hits:
         for title, help_text, execution in self._entries()[:DISCOVER]:
-            yield DiscoveryHit(Content(title), partial(self.app.open_execution, execution.id),
+            yield DiscoveryHit(Content(title), self._opener(execution.id),
                                text=title, help=Content(help_text))

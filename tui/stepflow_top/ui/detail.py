@@ -16,7 +16,7 @@ from .. import formatting
 from ..store.models import ExecutionDetail, Judgement, StepView
 from ..store.text import literal
 from .bar import STATUS_STYLES, STEP_STYLES, StoreBar
-from .messages import WatchFolder
+from .messages import OpenLog, WatchFolder
 from .widgets import KeyedTable, TextPanel, cell
 
 STEP_COLUMNS = (("index", "#"), ("name", "Step"), ("status", "Status"), ("started", "Started"),
@@ -169,15 +169,13 @@ class DetailScreen(Screen):
         self.app.pop_screen()
 
     def action_open_log(self) -> None:
-        from .logscreen import LogScreen
-
         key = self.steps_table.cursor_key
         if self.detail is None or key is None:
             return
         step = next((s for s in self.detail.steps if s.id == key), None)
         if step is not None:
-            self.app.push_screen(LogScreen(self.detail.execution, step,
-                                           self.detail.log_paths[step.id]))
+            self.post_message(OpenLog(self.detail.execution, step,
+                                      self.detail.log_paths[step.id]))
 
     def on_data_table_row_selected(self, event: KeyedTable.RowSelected) -> None:
         if event.data_table.id == "steps-table":

@@ -14,6 +14,7 @@ from ..settings import SORTS
 from ..store.models import FINAL_EXECUTION, Execution, Judgement, Status
 from ..store.text import literal
 from .bar import STATUS_STYLES, StoreBar
+from .messages import OpenExecution
 from .widgets import KeyedTable, TextPanel, cell
 
 COLUMNS = (
@@ -178,11 +179,9 @@ class ExecutionsScreen(Screen):
         self.action_open()
 
     def action_open(self) -> None:
-        from .detail import DetailScreen
-
         key = self.table.cursor_key
         if key is not None:
-            self.app.push_screen(DetailScreen(key))
+            self.post_message(OpenExecution(key))
 
     def action_filter(self) -> None:
         field = self.query_one("#filter", Input)

@@ -13,12 +13,30 @@ if TYPE_CHECKING:
     from ..live.checks import CheckReport
     from ..live.health import HealthState
     from ..live.refresher import StoreSnapshot
+    from ..store.models import Execution, Step
 
 
 @dataclass
 class FilesChanged(Message):
     """A file-event hint arrived; the App posts it to the current screen (log views
     re-check their file)."""
+
+
+@dataclass
+class OpenExecution(Message):
+    """Show the detail screen of execution ``execution_id`` (the list's enter, the
+    command palette)."""
+
+    execution_id: str
+
+
+@dataclass
+class OpenLog(Message):
+    """Show the log of ``step`` of ``execution``, read from ``path``."""
+
+    execution: Execution
+    step: Step
+    path: Path
 
 
 @dataclass
