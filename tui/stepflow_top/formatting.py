@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 import humanize
 
@@ -48,11 +48,14 @@ def ago_seconds(seconds: float) -> str:
     return humanize.naturaltime(max(0.0, seconds))
 
 
-def clock_time_abs(unix: float) -> str:
-    """``19:55:36`` (this machine's local time) for unix seconds; ``—`` when it cannot
-    be shown (a time past year 9999)."""
+def clock_time_abs(unix: float, offset: timedelta | None = None) -> str:
+    """``19:55:36`` for unix seconds, at UTC ``offset`` (the writer's, so it reads like
+    the stored times beside it; default: this machine's zone); ``—`` when it cannot be
+    shown (a time past year 9999)."""
     try:
-        return datetime.fromtimestamp(unix).strftime("%H:%M:%S")
+        if offset is None:
+            return datetime.fromtimestamp(unix).strftime("%H:%M:%S")
+        return datetime.fromtimestamp(unix, timezone(offset)).strftime("%H:%M:%S")
     except (OverflowError, OSError, ValueError):
         return "—"
 

@@ -41,15 +41,16 @@ def writer_line(writer: WriterState, now: float | None = None) -> Text:
     elif writer.attached:
         pids = ", ".join(h.describe().split(" (")[0] for h in writer.holders) or "attached"
         text.append(f"service: {literal(pids)}{commit}")
-        commands = [h.short_command for h in writer.holders if h.short_command]
-        if commands:
-            text.append(f" · {literal(commands[0])}", "dim")
     else:
-        when = "" if last is None else f" · last commit {formatting.clock_time_abs(last)}"
+        when = ("" if last is None else
+                f" · last commit {formatting.clock_time_abs(last, writer.offset)}")
         text.append(f"◌ no service has the database open{when}", "bold magenta")
     if writer.offset != local_offset():
         text.append(f" · writer time {format_offset(writer.offset)} ({writer.offset_source})",
-                    "dim")
+                    "bold")
+    commands = [h.short_command for h in writer.holders if h.short_command]
+    if writer.attached and commands:
+        text.append(f" · {literal(commands[0])}", "dim")
     return text
 
 
