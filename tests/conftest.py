@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Callable, TypeVar
@@ -95,6 +96,61 @@ def recent_fixture_store(fixture_store: Path) -> Path:
     """The fixture re-stamped so that its newest save was 5 seconds ago (wall clock)."""
     restamp_store(fixture_store, datetime.now() - timedelta(seconds=5))
     return fixture_store
+
+
+async def until(pilot, predicate, timeout: float = 30.0):
+    """Let a pilot-driven app run until ``predicate()`` is truthy (a widget not mounted
+    yet counts as not yet); fail after ``timeout`` seconds."""
+    from textual.css.query import NoMatches
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = predicate()
+        except NoMatches:
+            value = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"not reached within {timeout}s: {predicate.__doc__ or predicate}")
+        await pilot.pause(0.05)
+
+
+class Tmux:
+    """A private tmux server (its own socket) for real-terminal tests."""
+
+    def __init__(self) -> None:
+        self.socket = f"stepflow-top-test-{uuid.uuid4().hex[:8]}"
+
+    def __call__(self, *args: str) -> str:
+        return subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True,
+                              text=True, check=False).stdout
+
+    def screen_until(self, target: str, predicate, timeout: float = 30.0) -> str:
+        """Capture ``target``'s pane until ``predicate(text)`` holds; fail after
+        ``timeout`` seconds with the last screen."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self("capture-pane", "-p", "-t", target)
+            if predicate(text):
+                return text
+            if time.monotonic() > deadline:
+                pytest.fail(f"screen never matched within {timeout}s; last screen:\n{text}")
+            time.sleep(0.1)
+
+    def close(self) -> None:
+        self("kill-server")
+        (Path(f"/tmp/tmux-{os.getuid()}") / self.socket).unlink(missing_ok=True)
+
+
+@pytest.fixture
+def tmux():
+    """A private tmux server, killed after the test (skipped where tmux is missing)."""
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed (apt-get install tmux)")
+    server = Tmux()
+    yield server
+    server.close()
 
 
 def wait_for(predicate: Callable[[], T], timeout: float = 20.0, interval: float = 0.05) -> T:

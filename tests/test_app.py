@@ -6,11 +6,9 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import pytest
-from conftest import FROZEN_NOW
+from conftest import FROZEN_NOW, until
 from stepflow_top.store.locate import locate_store
 from stepflow_top.ui.app import StepflowTop
 from stepflow_top.ui.detail import DetailScreen
@@ -18,24 +16,8 @@ from stepflow_top.ui.executions import ExecutionsScreen
 from stepflow_top.ui.logscreen import LogScreen
 from stepflow_top.ui.logview import LogView
 from stepflow_top.ui.widgets import KeyedTable
-from textual.css.query import NoMatches
 
 NIGHTLY = "9705a5e2-0bff-4e5d-8f54-4c5a2ee9e36b"
-
-
-async def until(pilot, predicate, timeout: float = 30.0):
-    """Let the app run until ``predicate()`` is truthy (poll with a deadline)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = predicate()
-        except NoMatches:  # the screen has not mounted that widget yet
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"not reached within {timeout}s: {predicate.__doc__ or predicate}")
-        await pilot.pause(0.05)
 
 
 def table(app, selector: str = "#executions") -> KeyedTable:

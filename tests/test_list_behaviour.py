@@ -4,10 +4,11 @@ shown as such, and the store bar says who writes the store."""
 from __future__ import annotations
 
 import pytest
+from conftest import until
 from service_writer import ServiceWriter
 from stepflow_top.store.locate import locate_store
 from stepflow_top.ui.app import StepflowTop
-from test_app import table, until
+from test_app import table
 
 
 @pytest.fixture

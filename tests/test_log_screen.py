@@ -7,12 +7,10 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
-import time
 from contextlib import nullcontext
 from pathlib import Path
 
-import pytest
-from conftest import FROZEN_NOW
+from conftest import FROZEN_NOW, until
 from rich.color import Color
 from stepflow_top.store.locate import locate_store
 from stepflow_top.store.logs import NEVER_WRITTEN
@@ -22,26 +20,10 @@ from stepflow_top.ui.logscreen import LogScreen
 from stepflow_top.ui.logview import LogView
 from stepflow_top.ui.messages import WatchFolder
 from stepflow_top.ui.widgets import KeyedTable
-from textual.css.query import NoMatches
 
 NIGHTLY = "9705a5e2-0bff-4e5d-8f54-4c5a2ee9e36b"  # completed, 5 steps
 DATA_REPORT = "77c5563f-20ba-4823-9274-144ce96d2185"  # pending row, step 1 running, no file
 STAMP = "[2026-11-21T19:47:31.000351] "
-
-
-async def until(pilot, predicate, timeout: float = 30.0):
-    """Let the app run until ``predicate()`` is truthy (poll with a deadline)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = predicate()
-        except NoMatches:
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"not reached within {timeout}s")
-        await pilot.pause(0.05)
 
 
 def step_log(store: Path, execution: str, index: int) -> Path:

@@ -4,68 +4,42 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
-SOCKET = f"stepflow-top-test-{uuid.uuid4().hex[:8]}"  # a private tmux server
-
-
-def tmux(*args: str) -> str:
-    return subprocess.run(["tmux", "-L", SOCKET, *args], capture_output=True, text=True,
-                          check=False).stdout
-
-
-def screen_until(session: str, predicate, timeout: float = 30.0) -> str:
-    """Capture the pane until ``predicate(text)`` holds; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        text = tmux("capture-pane", "-p", "-t", session)
-        if predicate(text):
-            return text
-        if time.monotonic() > deadline:
-            pytest.fail(f"screen never matched within {timeout}s; last screen:\n{text}")
-        time.sleep(0.1)
-
 
 @pytest.fixture
-def session():
-    if shutil.which("tmux") is None:
-        pytest.skip("tmux is not installed (apt-get install tmux)")
-    name = "smoke"
+def session(tmux):
+    """``stepflow-top --demo`` at 80x24 in a private tmux server's session "smoke"."""
     command = f"{sys.executable} -m stepflow_top --demo --speed 4; echo EXIT=$?; sleep 30"
-    tmux("new-session", "-d", "-s", name, "-x", "80", "-y", "24", command)
-    yield name
-    tmux("kill-server")
-    socket = Path(f"/tmp/tmux-{os.getuid()}") / SOCKET
-    socket.unlink(missing_ok=True)
+    tmux("new-session", "-d", "-s", "smoke", "-x", "80", "-y", "24", command)
+    return "smoke"
 
 
-def test_demo_in_a_real_terminal_drills_down_and_quits_cleanly(session):
+def test_demo_in_a_real_terminal_drills_down_and_quits_cleanly(tmux, session):
     def table_with_a_row(text: str) -> bool:
         lines = text.splitlines()
         header = next((i for i, line in enumerate(lines) if "Current step" in line), None)
         return header is not None and any(
             line.strip()[:1] in "●✓✗⏸…" and line.strip() for line in lines[header + 1:])
 
-    screen = screen_until(session, table_with_a_row)
+    screen = tmux.screen_until(session, table_with_a_row)
     assert "LIVE" in screen and "Status" in screen  # the executions table at 80x24
     tmux("send-keys", "-t", session, "Enter")
-    screen_until(session, lambda s: "Steps" in s and "Artifacts" in s)
+    tmux.screen_until(session, lambda s: "Steps" in s and "Artifacts" in s)
     tmux("send-keys", "-t", session, "Escape")
-    screen_until(session, lambda s: "sort:" in s)
+    tmux.screen_until(session, lambda s: "sort:" in s)
     tmux("send-keys", "-t", session, "2")
-    screen_until(session, lambda s: "WAL" in s and "Database" in s)
+    tmux.screen_until(session, lambda s: "WAL" in s and "Database" in s)
     tmux("send-keys", "-t", session, "q")
-    screen_until(session, lambda s: "EXIT=0" in s)
+    tmux.screen_until(session, lambda s: "EXIT=0" in s)
 
 
-def test_a_terminal_hang_up_ends_the_demo_and_its_children(session):
+def test_a_terminal_hang_up_ends_the_demo_and_its_children(tmux, session):
     marker = "--speed 4.0625"  # tells this run's processes from any other
     # Through a shell, as from a login shell: the app is not the pane's own process.
     tmux("new-window", "-t", session,
@@ -102,18 +76,18 @@ def running(pattern: str, parent_marker: str | None = None) -> list[tuple[int, s
     return found
 
 
-def test_sigterm_leaves_like_q_restoring_the_terminal_and_stopping_the_writer(session):
+def test_sigterm_leaves_like_q_restoring_the_terminal_and_stopping_the_writer(tmux, session):
     marker = "--speed 4.125"
     tmux("new-window", "-t", session, "-n", "term",
          f"{sys.executable} -m stepflow_top --demo {marker}; echo EXIT=$?; sleep 30")
-    screen_until(f"{session}:term", lambda s: "LIVE" in s)
+    tmux.screen_until(f"{session}:term", lambda s: "LIVE" in s)
     app = next(pid for pid, args in running(marker)  # not the shell that started it
                if args.startswith(sys.executable) and "demo.writer" not in args)
     writer, args = next((pid, args) for pid, args in running(marker) if "demo.writer" in args)
     root = Path(args.split("stepflow_top.demo.writer", 1)[1].split()[0])
     assert root.is_dir()
     os.kill(app, 15)  # what kill, systemd and timeout send
-    screen = screen_until(f"{session}:term", lambda s: "EXIT=" in s)
+    screen = tmux.screen_until(f"{session}:term", lambda s: "EXIT=" in s)
     assert "EXIT=0" in screen and "LIVE" not in screen  # the alternate screen is gone
     assert tmux("display-message", "-p", "-t", f"{session}:term",
                 "#{alternate_on}#{mouse_any_flag}").strip() == "00"
