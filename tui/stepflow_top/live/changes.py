@@ -111,8 +111,9 @@ class ChangeTracker:
         if marks[1] >= self.marks[1]:
             candidates.update(reader.rowids_since("steps", self.marks[1]))
         candidates.discard("")
-        rows = {e.id: e for e in reader.executions_by_id(candidates)}
-        steps = reader.steps_of(rows)
+        read = reader.executions_with_steps(candidates)
+        rows = {e.id: e for e, _ in read}
+        steps = {e.id: s for e, s in read}
         events: list[dict] = []
         for execution_id in list(self.live):
             if execution_id not in rows:

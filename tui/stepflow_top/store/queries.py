@@ -266,13 +266,21 @@ class StoreReader:
 
     def executions_by_id(self, ids: Iterable[str]) -> list[Execution]:
         """The executions with these ids, with step aggregates, in no set order."""
+        return [e for e, _steps in self.executions_with_steps(ids)]
+
+    def executions_with_steps(self, ids: Iterable[str]) -> list[tuple[Execution, list[Step]]]:
+        """The executions with these ids (with step aggregates) and their step rows,
+        in no set order: one read of each for the change feed."""
         rows = []
         for chunk in chunks(list(ids)):
             marks = ",".join("?" * len(chunk))
             rows += self._rows(
                 f"SELECT {self._select['executions']} FROM executions WHERE id IN ({marks})", chunk
             )
-        return self._with_steps([execution_row(r) for r in rows])
+        executions = [execution_row(r) for r in rows]
+        steps = self.steps_of(e.id for e in executions)
+        return [(self.with_steps(e, list(steps.get(e.id, []))), steps.get(e.id, []))
+                for e in executions]
 
     def stored_status_counts(self) -> dict[str, int]:
         """Executions per stored status word, lowercased (a scan of the ``status``
