@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-FRAME_INTERVAL = 0.1  # seconds: at most 10 refreshes a second under a stream
+FRAME_INTERVAL = 0.25  # seconds: at most 4 refreshes a second under a stream
 ROLLBACK_INTERVAL = 1.0  # seconds between reads of a store that is not in WAL mode
 
 

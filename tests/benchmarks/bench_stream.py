@@ -1,0 +1,204 @@
+#!/usr/bin/env python3
+"""The TUI under a busy writer and a quiet one, drawn in a real pseudo-terminal, side by
+side with a plain reader that polls every second and prints the newest names.
+
+Run it with the project's interpreter: ``python tests/benchmarks/bench_stream.py``
+(about a minute; needs ``pip install pyte``, a terminal emulator that keeps the screen
+each monitor draws). Two phases, each with a writer in its own process:
+
+1. **stream**: the writer saves about 200 rows a second for 15 s (step rows, one save
+   per transaction as the service does, with a new execution every 50 ms). Reported: the
+   CPU of each monitor's process tree (% of one core), the bytes it sent to its terminal
+   per second, and how stale the screen was: for each new execution, the time from its
+   commit until its name was drawn (p50 / p95 / max; a name never drawn counts).
+2. **quiet**: one new execution every 0.6 s, 20 times: commit → drawn p50 / p95.
+
+Issue 8's targets: stream ≤ 15 % of a core, ≤ 30 KB/s, newest state within 250 ms;
+quiet p50 ≤ 40 ms, p95 ≤ 100 ms.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_live as live  # noqa: E402  (its pty, process-tree and clean-up helpers)
+import pyte  # noqa: E402  (a VT100 emulator: pip install pyte)
+from stepflow_top.demo.bulk import populate  # noqa: E402
+
+WRITER = textwrap.dedent("""
+    import json, sys, time, uuid
+    from datetime import datetime
+    from stepflow_top.demo.writer import open_store
+    root, mode = sys.argv[1], sys.argv[2]
+    conn = open_store(root)
+    def now(): return datetime.now().isoformat(timespec="microseconds")
+    def execution(eid, name):
+        conn.execute("INSERT OR REPLACE INTO executions (id, name, command, status, "
+                     "created_at, user_name, total_steps, completed_steps) "
+                     "VALUES (?, ?, 'bench', 'pending', ?, 'bench', 0, 0)", (eid, name, now()))
+        conn.commit()
+    def step(eid, index, status):
+        conn.execute("INSERT OR REPLACE INTO steps (id, execution_id, name, step_index, status, "
+                     "created_at, started_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                     (f"{eid}-{index}", eid, f"step {index}", index, status, now(), now()))
+        conn.commit()
+    print(json.dumps({"ready": True}), flush=True)
+    sys.stdin.readline()
+    n, end = 0, time.monotonic() + (15 if mode == "stream" else 1e9)
+    live = []
+    while time.monotonic() < end and (mode == "stream" or n < 20):
+        eid = str(uuid.uuid4())
+        name = f"q{n:04d}"
+        execution(eid, name)
+        print(json.dumps({"name": name, "t": time.time()}), flush=True)
+        live.append(eid)
+        n += 1
+        if mode == "stream":  # ~10 step saves per new execution, 5 ms apart
+            for i in range(10):
+                step(live[-1 - i % min(len(live), 5)], i, "running" if i % 2 else "completed")
+                time.sleep(0.005)
+        else:
+            time.sleep(0.6)
+    print(json.dumps({"done": True, "executions": n}), flush=True)
+    conn.close()
+""")
+
+PEER = textwrap.dedent("""
+    import sqlite3, sys, time
+    db = sys.argv[1]
+    while True:
+        try:
+            conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+            rows = conn.execute("SELECT name, status FROM executions "
+                                "ORDER BY created_at DESC LIMIT 20").fetchall()
+            conn.close()
+            print("\\x1b[H\\x1b[2J" + "\\n".join(f"{s:<10} {n}" for n, s in rows), flush=True)
+        except sqlite3.Error:
+            pass
+        time.sleep(1.0)
+""")
+
+
+def run_phase(root: Path, mode: str) -> dict:
+    db = root / "database" / "stepflow.db"
+    writer = live.spawn([sys.executable, "-c", WRITER, str(root), mode],
+                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    lines = live.LineReader(writer)
+    if lines.wait_for(lambda d: d.get("ready"), 30) is None:
+        raise RuntimeError("writer did not start")
+    monitors = {}
+    for name, argv, ready in (
+            ("stepflow-top", live.stepflow_top_argv() + [str(root)], rb"LIVE"),
+            ("peer (1 s poll)", [sys.executable, "-c", PEER, str(db)], rb"pending|completed")):
+        monitors[name] = live.PtyApp(argv, re.compile(ready))
+        monitors[name].recording = bytearray()  # from the first byte: the emulator needs all
+    drawn: dict[str, dict[str, float]] = {name: {} for name in monitors}
+    for app in monitors.values():
+        app.found.wait(20)
+    time.sleep(2.0)  # settled
+    start = {n: (live.tree_cpu_seconds(a.pid), a.bytes_out, time.monotonic())
+             for n, a in monitors.items()}
+    stop_scan = threading.Event()
+
+    # A terminal emulator per monitor: Textual sends only the cells that changed, so
+    # a name is "drawn" when the emulated screen shows it, not when its bytes pass by.
+    screens = {n: pyte.Screen(80, 24) for n in monitors}
+    streams = {n: pyte.ByteStream(screens[n]) for n in monitors}
+
+    def scan() -> None:  # when each name first appears on each screen (wall time)
+        seen = {n: 0 for n in monitors}
+        while not stop_scan.is_set():
+            for name, app in monitors.items():
+                data = bytes(app.recording or b"")
+                if len(data) > seen[name]:
+                    streams[name].feed(data[seen[name]:])
+                    seen[name] = len(data)
+                    now = time.time()
+                    for found in re.findall(r"q\d{4}", "\n".join(screens[name].display)):
+                        drawn[name].setdefault(found, now)
+            time.sleep(0.002)
+
+    scanner = threading.Thread(target=scan, daemon=True)
+    scanner.start()
+    writer.stdin.write(b"go\n")
+    writer.stdin.flush()
+    if lines.wait_for(lambda d: d.get("done"), 120) is None:
+        raise RuntimeError("writer did not finish")
+    time.sleep(1.5)  # the poller's last look
+    figures = {}
+    for name, app in monitors.items():
+        cpu0, bytes0, t0 = start[name]
+        elapsed = time.monotonic() - t0
+        figures[name] = {
+            "cpu_pct": 100 * (live.tree_cpu_seconds(app.pid) - cpu0) / elapsed,
+            "bytes_per_s": (app.bytes_out - bytes0) / elapsed,
+        }
+    stop_scan.set()
+    scanner.join(2)
+    if "--show" in sys.argv:
+        for name in monitors:
+            print(f"--- {name} ({mode})", *screens[name].display, sep="\n", file=sys.stderr)
+    commits = {d["name"]: d["t"] for _a, d in lines.lines if "name" in d}
+    for name in monitors:
+        delays = [drawn[name].get(n, commits[n] + 5.0) - t for n, t in commits.items()]
+        delays.sort()
+        figures[name].update({
+            "drawn_p50_ms": 1000 * statistics.median(delays),
+            "drawn_p95_ms": 1000 * delays[int(0.95 * (len(delays) - 1))],
+            "drawn_max_ms": 1000 * delays[-1],
+            "never_drawn": sum(n not in drawn[name] for n in commits),
+            "executions": len(commits),
+        })
+    for app in monitors.values():
+        app.close()
+    live.stop(writer)
+    return figures
+
+
+def main() -> int:
+    tmp = Path(tempfile.mkdtemp(prefix="stepflow-stream-"))
+    try:
+        results = {}
+        for mode in ("stream", "quiet"):
+            root = tmp / mode
+            populate(root, executions=1000)
+            print(f"[{mode}] running …", file=sys.stderr, flush=True)
+            results[mode] = run_phase(root, mode)
+    finally:
+        live.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(json.dumps(results, indent=2))
+    s, q = results["stream"], results["quiet"]
+    ours, peer = "stepflow-top", "peer (1 s poll)"
+    rows = [
+        ("stream: CPU of the process tree", "cpu_pct", s, "{:.1f} %", "≤ 15 %"),
+        ("stream: bytes to the terminal", "bytes_per_s", s, "{:.0f} B/s", "≤ 30 KB/s"),
+        ("stream: commit → name drawn p50", "drawn_p50_ms", s, "{:.0f} ms", "—"),
+        ("stream: commit → name drawn p95", "drawn_p95_ms", s, "{:.0f} ms", "≤ 250 ms"),
+        ("stream: commit → name drawn max", "drawn_max_ms", s, "{:.0f} ms", "—"),
+        ("stream: names never drawn", "never_drawn", s, "{}", "0"),
+        ("quiet: commit → name drawn p50", "drawn_p50_ms", q, "{:.0f} ms", "≤ 40 ms"),
+        ("quiet: commit → name drawn p95", "drawn_p95_ms", q, "{:.0f} ms", "≤ 100 ms"),
+    ]
+    print(f"\n| figure | {ours} | {peer} | target |\n|---|--:|--:|---|")
+    for label, key, phase, fmt, target in rows:
+        print(f"| {label} | {fmt.format(phase[ours][key])} | {fmt.format(phase[peer][key])} "
+              f"| {target} |")
+    print(f"\n{s[ours]['executions']} executions in the stream phase, "
+          f"{q[ours]['executions']} in the quiet one.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
