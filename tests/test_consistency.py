@@ -270,7 +270,7 @@ ODD_ROWS = {
 
 @pytest.mark.parametrize("case", list(ODD_ROWS))
 def test_odd_rows_never_crash_a_check(store: Path, case: str) -> None:
-    from stepflow_top import checks as check_mode
+    from stepflow_top.cli import check as check_mode
 
     edit(store, *ODD_ROWS[case])
     for attached in (True, False, None):

@@ -273,7 +273,7 @@ def test_check_on_a_missing_store_is_unknown(tmp_path):
 
 
 def test_the_first_line_of_runs_that_did_not_complete():
-    from stepflow_top.checks import first_line
+    from stepflow_top.cli.check import first_line
     from stepflow_top.live.checks import CheckReport
     from stepflow_top.wal.integrity import CheckResult
 

@@ -9,14 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
+from stepflow_top.live.state import history_path, state_dir
 from stepflow_top.wal.format import ShmHeader
-from stepflow_top.wal.history import (
-    CheckpointEvent,
-    CheckpointHistory,
-    Warnings,
-    history_path,
-    state_dir,
-)
+from stepflow_top.wal.history import CheckpointEvent, CheckpointHistory, Warnings
 from stepflow_top.wal.probe import Probe, ReadLock, WalSample
 from wal_writer import WalWriter
 
@@ -144,13 +139,13 @@ def test_persistence_in_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert state_dir({"HOME": "/home/u"}) == Path("/home/u/.local/state")
     assert state_dir({"XDG_STATE_HOME": "relative", "HOME": "/h"}) == Path("/h/.local/state")
 
-    h = CheckpointHistory.for_database(db, max_events=5)
+    h = CheckpointHistory.persisted(history_path(db), max_events=5)
     h.observe(mk(0, salt1=1))
     for i in range(1, 8):
         h.observe(mk(i, salt1=1 + i))
     assert len(h.events) == 5 and h.persist_error is None
     path.write_text(path.read_text() + "not json\n{\"type\": \"bogus\"}\n")
-    again = CheckpointHistory.for_database(db, max_events=5)
+    again = CheckpointHistory.persisted(history_path(db), max_events=5)
     assert again.events == h.events
     assert not (tmp_path / "data").exists()  # nothing beside the database
     lines = path.read_text().splitlines()
@@ -335,18 +330,18 @@ def test_a_bad_history_file_crashes_nothing(
         '{"type": "checkpoint", "kind": "truncate", "time": %r, "frames": "x"}' % BASE,
     ]
     path.write_bytes(b"\xff\xfe not utf-8\n" + "\n".join(bad + [good]).encode() + b"\n")
-    h = CheckpointHistory.for_database(db)
+    h = CheckpointHistory.persisted(history_path(db))
     assert [e.label for e in h.events] == ["truncate"] and h.persist_error is None
     assert h.counts()["truncate"] == 1 and h.rate_per_minute("truncate") >= 0
 
     # Only the tail of an oversized file is read.
     path.write_text("x" * (3 << 20) + "\n" + good + "\n")
-    assert len(CheckpointHistory.for_database(db, max_events=10).events) == 1
+    assert len(CheckpointHistory.persisted(history_path(db), max_events=10).events) == 1
 
     # A FIFO planted there: no hang; the history is kept in memory only.
     path.unlink()
     os.mkfifo(path)
-    h = CheckpointHistory.for_database(db)
+    h = CheckpointHistory.persisted(history_path(db))
     assert h.path is None and "is a FIFO, not a history file" in (h.persist_error or "")
     h.observe(mk(0, salt1=1))
     assert kinds(h.observe(mk(1, salt1=2))) == ["wal_reset"]

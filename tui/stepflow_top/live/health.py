@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..wal.history import CheckpointEvent, CheckpointHistory, WalWarning, Warnings
 from ..wal.probe import Probe, ProbeError, WalSample
+from .state import history_path
 
 SERIES_LENGTH = 120
 
@@ -53,7 +54,7 @@ class HealthMonitor:
         self.database = database
         self.probe = probe or Probe()
         self._own_probe = probe is None
-        self.history = (CheckpointHistory.for_database(database) if persist
+        self.history = (CheckpointHistory.persisted(history_path(database)) if persist
                         else CheckpointHistory())
         self.rules = Warnings(own_pid=os.getpid())
         self._sizes: deque[int] = deque(maxlen=SERIES_LENGTH)

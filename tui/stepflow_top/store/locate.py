@@ -7,6 +7,7 @@ Layout (STEPFLOW_STORE.md): ``<root>/database/stepflow.db``,
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,16 +32,8 @@ class StorePaths:
         return self.database.with_name(self.database.name + "-wal")
 
     @property
-    def shm(self) -> Path:
-        return self.database.with_name(self.database.name + "-shm")
-
-    @property
     def executions_dir(self) -> Path:
         return self.root / "executions"
-
-    @property
-    def artifacts_dir(self) -> Path:
-        return self.root / "artifacts"
 
     def execution_dir(self, execution_id: str) -> Path:
         return self.executions_dir / execution_id
@@ -50,18 +43,60 @@ class StorePaths:
         return self.execution_dir(execution_id) / f"step_{step_index}_{step_id}.log"
 
 
+class PathProblem(Exception):
+    """The path given cannot lead to a store; ``str()`` is one line a person can act on."""
+
+
 def locate_store(path: str | os.PathLike[str] | None = None) -> StorePaths:
     """Resolve a storage root, its ``database/`` folder or a ``.db`` file to StorePaths.
 
     ``None`` means ``$STEPFLOW_STORAGE_PATH``, else ``./storage``. Nothing is opened
     and nothing has to exist: a database that is not there yet is a state the app
-    waits in, not an error.
+    waits in, not an error. Raises :class:`PathProblem` when a folder on the way may
+    not be entered (or the database's folder listed) by this process, or when the path
+    names a file (it has a suffix other than ``.db``) that does not exist: a typo, not
+    a store to wait for.
     """
     if path is None:
         path = os.environ.get(ENV_VAR) or "storage"
     # Symbolic links are resolved once, here: a database reached through one is
     # watched where it really is (its -wal/-shm and the file events are beside it).
-    return _locate(Path(path).expanduser().resolve())
+    given = Path(path).expanduser().resolve()
+    try:
+        if given.suffix not in ("", ".db") and not given.exists():
+            raise PathProblem(_no_such_file(given))
+        paths = _locate(given)
+    except PermissionError:
+        paths = None
+    closed = _closed_folder(given / DB_NAME if paths is None else paths.database)
+    if closed is not None:
+        raise PathProblem(f"cannot read the folder {closed} (permission denied): run "
+                          "stepflow-top as a user who may read it")
+    if paths is None:  # denied, yet every folder is open: a race with a chmod
+        raise PathProblem(f"cannot read {given} (permission denied)")
+    return paths
+
+
+def _no_such_file(given: Path) -> str:
+    try:
+        near = difflib.get_close_matches(given.name, os.listdir(given.parent), n=1)
+    except OSError:
+        near = []
+    return f"no such file: {given}" + (f" (did you mean {near[0]}?)" if near else "")
+
+
+def _closed_folder(database: Path) -> Path | None:
+    """The first existing folder on the way to ``database`` that this process may not
+    enter, or (the database's own folder) not list: SQLite must reach ``-wal`` and
+    ``-shm`` beside the database, and file events need the folder readable. None when
+    all can be read, or the rest of the way does not exist yet."""
+    folder = database.parent
+    for step in [*reversed(folder.parents), folder]:
+        if not step.is_dir():
+            return None
+        if not os.access(step, os.R_OK | os.X_OK if step == folder else os.X_OK):
+            return step
+    return None
 
 
 def _locate(given: Path) -> StorePaths:

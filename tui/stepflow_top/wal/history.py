@@ -36,14 +36,13 @@ connection's own count), none when the ``-wal`` was empty before and the sequenc
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
 import time
 from collections import deque
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable
 
 from .checkpoint_event import CheckpointEvent
 from .files import NotRegular, open_regular
@@ -57,8 +56,6 @@ __all__ = [
     "WalWarning",
     "Warnings",
     "MAX_PLAUSIBLE_RESETS",
-    "state_dir",
-    "history_path",
 ]
 
 #: Salt-1 deltas above this are taken as a randomised salt (a new writer connection),
@@ -67,24 +64,6 @@ MAX_PLAUSIBLE_RESETS = 1 << 20
 
 #: At most this many bytes per kept event are read back from a history file (its tail).
 _BYTES_PER_EVENT = 1024
-
-
-def state_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """The user's state directory: ``$XDG_STATE_HOME`` when set to an absolute path,
-    else ``~/.local/state`` (XDG Base Directory Specification)."""
-    env = os.environ if environ is None else environ
-    xdg = env.get("XDG_STATE_HOME", "")
-    if xdg and os.path.isabs(xdg):
-        return Path(xdg)
-    return Path(env.get("HOME") or os.path.expanduser("~")) / ".local" / "state"
-
-
-def history_path(db_path: str | os.PathLike[str], base: Path | None = None) -> Path:
-    """Where the history of ``db_path`` is kept:
-    ``<state dir>/stepflow-top/history/<sha1 of the absolute path>.jsonl``; never beside
-    the database."""
-    key = hashlib.sha1(os.path.abspath(os.fspath(db_path)).encode()).hexdigest()
-    return (base or state_dir()) / "stepflow-top" / "history" / f"{key}.jsonl"
 
 
 def _read_tail(path: Path, limit: int) -> bytes:
@@ -123,7 +102,7 @@ def _shortened(prev: WalSample, cur: WalSample) -> bool:
 class CheckpointHistory:
     """Turns successive samples of one database into :class:`CheckpointEvent` s.
 
-    ``path``: a JSONL file to persist to (see :meth:`for_database`); None keeps the
+    ``path``: a JSONL file to persist to (see :meth:`persisted`); None keeps the
     history in memory only. At most ``max_events`` events are kept (oldest dropped).
     """
 
@@ -137,12 +116,11 @@ class CheckpointHistory:
         self.persist_error: str | None = None
 
     @classmethod
-    def for_database(
-        cls, db_path: str | os.PathLike[str], base: Path | None = None, max_events: int = 1000
-    ) -> "CheckpointHistory":
-        """A history persisted under the state directory (:func:`history_path`), with the
+    def persisted(cls, path: Path, max_events: int = 1000) -> "CheckpointHistory":
+        """A history persisted to the JSONL file ``path`` (the caller chooses where:
+        ``live.state.history_path`` keeps it in the user's state directory), with the
         events saved by earlier runs loaded."""
-        h = cls(history_path(db_path, base), max_events)
+        h = cls(path, max_events)
         h.load()
         return h
 

@@ -17,13 +17,14 @@ that no name can start performance data.
 
 from __future__ import annotations
 
+import argparse
 import json
 from datetime import datetime
 
-from .live.checks import CheckReport, WalWatch, run_checks, summary
-from .store.locate import StorePaths
-from .store.text import literal
-from .wal.integrity import CheckResult, State
+from ..live.checks import CheckReport, WalWatch, run_checks, summary
+from ..store.locate import StorePaths
+from ..store.text import literal
+from ..wal.integrity import CheckResult, State
 
 SERVICE = "STEPFLOW"
 SHOWN_PER_CHECK = 20
@@ -31,16 +32,27 @@ _MARKS = {State.OK: "✓", State.WARNING: "!", State.CRITICAL: "✗", State.UNKN
           State.CANCELLED: "⊘"}
 
 
-def run_check(paths: StorePaths, *, full: bool, as_json: bool) -> int:
-    """Run every check once (``integrity_check`` instead of ``quick_check`` when
-    ``full``), print the report (text or JSON) and return the plugin exit status."""
+def run_check(paths: StorePaths, args: argparse.Namespace) -> int:
+    """Run every check once (``integrity_check`` instead of ``quick_check`` with
+    ``--full``), print the report (text, or JSON with ``--json``) and return the plugin
+    exit status."""
     watch = WalWatch(paths.database)
     try:
         watch.sample()
-        report = run_checks(paths, "all-full" if full else "all", now=datetime.now(),
+        report = run_checks(paths, "all-full" if args.full else "all", now=datetime.now(),
                             writer_attached=watch.writer_attached, wal=watch)
     finally:
         watch.close()
+    return _print(report, args.json)
+
+
+def report_unusable(error: str, *, as_json: bool) -> int:
+    """Print the report of a path that cannot lead to a store (``error``, one line):
+    UNKNOWN, exit status 3."""
+    return _print(CheckReport([], error=error), as_json)
+
+
+def _print(report: CheckReport, as_json: bool) -> int:
     print(json.dumps(document(report), indent=2) if as_json else text(report))
     return report.state.exit_code
 

@@ -1,0 +1,207 @@
+"""``stepflow-top PATH --once``: one snapshot of the store, as a table or (``--json``) a
+document (README "Modes"), then exit."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from .. import formatting
+from ..live.writer import format_offset
+from ..store.locate import StorePaths
+from ..store.models import Status
+from ..store.text import literal
+from . import fail
+
+if TYPE_CHECKING:
+    from ..live.refresher import StoreSnapshot
+    from ..live.writer import WriterState
+    from ..store.models import Execution, Judgement
+    from ..wal.probe import WalSample
+
+
+def run_once(paths: StorePaths, args: argparse.Namespace) -> int:
+    """Print one snapshot; exit 0, 2 with one line when the store cannot be read or
+    the ``--execution`` is not in it."""
+    from ..live.refresher import Refresher, ViewRequest
+
+    refresher = Refresher(paths, stall_after=args.stall_after, writer_tz=args.writer_tz)
+    try:
+        request = ViewRequest(limit=args.limit, execution_id=args.execution)
+        snapshot = refresher.refresh(request, datetime.now(), force=True, tables=True)
+    finally:
+        refresher.close()
+    if snapshot.error:
+        return fail(snapshot.error)
+    sample = snapshot.sample
+    if sample is None:
+        print("stepflow-top: cannot read the WAL state (the probe process did not answer)",
+              file=sys.stderr)
+    if args.execution is not None:
+        if snapshot.detail is None:
+            return fail(f"no execution {literal(args.execution)} in {paths.database}")
+        print(json.dumps(execution_json(snapshot), indent=2))
+    elif args.json:
+        document = snapshot_json(paths, snapshot)
+        document["database"] = sample.database_dict() if sample else None
+        document["wal"] = sample.wal_dict() if sample else None
+        print(json.dumps(document, indent=2))
+    else:
+        print(snapshot_text(paths, snapshot))
+        if sample is not None:
+            print()
+            print(wal_text(sample))
+    return 0
+
+
+def wal_text(sample: WalSample) -> str:
+    """Two lines on the database file and its WAL for ``--once``."""
+    db = sample.database_dict()
+    line = (f"database {formatting.size(db.get('size_bytes'))}, {db.get('page_count')} pages "
+            f"of {db.get('page_size')} bytes, {db.get('freelist_count')} free")
+    if not sample.wal_exists:
+        return line + "\nwal: no -wal file (no writer has it open)"
+    wal = sample.wal_dict()
+    readers = ", ".join(str(p) for p in wal.get("readers") or []) or "none"
+    return line + (
+        f"\nwal {formatting.size(wal.get('size_bytes'))}: {wal.get('frames')} frames, "
+        f"{wal.get('backfilled')} backfilled, {wal.get('pending')} pending, "
+        f"checkpoint seq {wal.get('checkpoint_seq')}, salt-1 {wal.get('salt1')}, "
+        f"readers {readers}"
+    )
+
+
+def snapshot_json(paths: StorePaths, snapshot: StoreSnapshot) -> dict:
+    """The ``--once --json`` document (see README "Modes")."""
+    judgement = snapshot.judgement()
+    counts = snapshot.counts
+    return {
+        "store": {
+            "root": str(paths.root),
+            "database": str(paths.database),
+            "journal_mode": snapshot.journal_mode,
+        },
+        "writer": snapshot.writer.to_json(),
+        "counts": {
+            "executions": counts.executions,
+            "steps": counts.steps,
+            "artifacts": counts.artifacts,
+            "by_status": counts.by_status(judgement),
+        },
+        "executions": [_execution_summary(e, judgement) for e in snapshot.executions],
+    }
+
+
+def _execution_summary(e: Execution, judgement: Judgement) -> dict:
+    return {
+        "id": e.id,
+        "name": e.name,
+        "status": e.effective_status(judgement).value,
+        "stored_status": e.stored_status,
+        "inferred": e.inferred_from(judgement),
+        "user": e.user_name,
+        "created_at": e.created_at_text,
+        "started_at": e.started_at_text,
+        "completed_at": e.completed_at_text,
+        "duration_s": _round(e.duration(judgement)),
+        "steps_total": e.progress[1],
+        "steps_finished": e.progress[0],
+        "current_step": e.current_step,
+        "exit_code": e.exit_code,
+    }
+
+
+def execution_json(snapshot: StoreSnapshot) -> dict:
+    """``--once --json --execution ID``: one execution in full, with effective and
+    stored statuses of the run and each step, and its artifacts."""
+    judgement = snapshot.judgement()
+    detail = snapshot.detail
+    e = detail.execution
+    document = _execution_summary(e, judgement)
+    document.update({
+        "command": e.command,
+        "working_directory": e.working_directory,
+        "error_message": e.error_message,
+        "environment": e.environment,
+        "tags": e.tags,
+        "metadata": e.metadata,
+        "writer": snapshot.writer.to_json(),
+        "steps": [
+            {
+                "step_index": v.step.index,
+                "name": v.step.name,
+                "status": v.status,
+                "stored_status": v.step.status,
+                "inferred": v.inferred,
+                "exit_code": v.step.exit_code,
+                "error_message": v.step.error_message,
+                "started_at": _iso(v.step.started_at),
+                "completed_at": _iso(v.step.completed_at),
+                "duration_s": _round(v.duration(judgement.now)),
+                "metadata": v.step.metadata,
+            }
+            for v in detail.step_views(judgement)
+        ],
+        "artifacts": [
+            {
+                "id": a.id, "name": a.name, "file_path": a.file_path, "file_size": a.file_size,
+                "artifact_type": a.artifact_type, "step_id": a.step_id, "exists": a.exists,
+            }
+            for a in detail.artifacts
+        ],
+    })
+    return document
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def snapshot_text(paths: StorePaths, snapshot: StoreSnapshot) -> str:
+    judgement = snapshot.judgement()
+    now = judgement.now
+    counts = snapshot.counts
+    by_status = "  ".join(
+        f"{Status(word).label if word in Status._value2member_map_ else word} {n}"
+        for word, n in sorted(counts.by_status(judgement).items())
+    )
+    lines = [
+        f"{paths.database}  journal={snapshot.journal_mode}  "
+        f"executions={counts.executions} steps={counts.steps} artifacts={counts.artifacts}",
+        writer_text(snapshot.writer),
+        by_status,
+        "",
+        f"{'STATUS':<12} {'NAME':<24} {'USER':<10} {'STARTED':<14} {'DURATION':>8} "
+        f"{'STEPS':>5}  {'CURRENT STEP':<22} {'EXIT':>4}",
+    ]
+    for e in snapshot.executions:
+        status = e.effective_status(judgement)
+        exit_code = "" if e.exit_code is None else str(e.exit_code)
+        lines.append(
+            f"{status.label:<12} {_cut(e.name, 24):<24} {_cut(e.user_name, 10):<10} "
+            f"{formatting.clock_time(e.start, now):<14} "
+            f"{formatting.duration(e.duration(judgement)):>8} "
+            f"{formatting.progress(*e.progress):>5}  {_cut(e.current_step, 22):<22} {exit_code:>4}"
+        )
+    return "\n".join(lines)
+
+
+def writer_text(writer: WriterState) -> str:
+    """One line on the service for ``--once``."""
+    if writer.attached is None:
+        line = "service: unknown (locks cannot be read here)"
+    elif writer.attached:
+        line = "service: " + ", ".join(literal(h.describe()) for h in writer.holders)
+    else:
+        line = "service: none has the database open (unfinished runs are lost)"
+    return line + f"; writer time {format_offset(writer.offset)} ({writer.offset_source})"
+
+
+def _cut(value: str | None, width: int) -> str:
+    return formatting.cut(literal(value), width)
