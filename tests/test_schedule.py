@@ -39,7 +39,7 @@ def test_a_burst_coalesces_into_one_more_refresh():
     assert scheduler.finish() is None  # the burst cost two refreshes
 
 
-def test_a_stream_is_capped_at_ten_refreshes_a_second():
+def test_a_stream_is_drawn_at_most_four_times_a_second():
     clock = Clock()
     scheduler = RefreshScheduler(clock=clock)
     starts = []
@@ -51,8 +51,8 @@ def test_a_stream_is_capped_at_ten_refreshes_a_second():
         scheduler.request()  # a commit arrives during every refresh
         clock.now += 0.005
         delay = scheduler.finish()
-    assert 95 <= len(starts) <= 101
-    assert min(b - a for a, b in zip(starts, starts[1:], strict=False)) >= 0.1 - 1e-9
+    assert 38 <= len(starts) <= 41  # ten seconds of commits
+    assert min(b - a for a, b in zip(starts, starts[1:], strict=False)) >= 0.25 - 1e-9
 
 
 def test_a_slow_refresh_leaves_the_writer_a_gap_as_long_as_itself():

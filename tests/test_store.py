@@ -245,7 +245,7 @@ def test_durations_are_compact_and_drop_seconds_after_ten_minutes(seconds, shown
 
 
 def test_settings_survive_a_bad_file_and_round_trip(tmp_path):
-    from stepflow_top.settings import Settings
+    from stepflow_top.live.settings import Settings
 
     path = tmp_path / "settings.json"
     assert Settings.load(path) == Settings()  # missing

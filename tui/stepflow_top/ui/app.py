@@ -31,7 +31,7 @@ from ..live.health import HealthMonitor, HealthState
 from ..live.hints import Hints
 from ..live.refresher import Refresher, StoreSnapshot, ViewRequest
 from ..live.schedule import FRAME_INTERVAL, ROLLBACK_INTERVAL, RefreshScheduler
-from ..settings import Settings
+from ..live.settings import Settings
 from ..store.locate import StorePaths
 from ..store.models import Judgement, Status
 from ..store.text import literal
