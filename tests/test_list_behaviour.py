@@ -111,3 +111,31 @@ async def test_a_cancelled_check_is_cancelled_never_a_problem(tmp_path):
         state = str(app.screen.query_one("#check-state").render())
         assert "⊘ cancelled" in state and "problems" not in state
         assert [n.message for n in app._notifications] == ["check cancelled"]
+
+
+async def test_the_log_screen_follows_the_run_to_its_next_step(tmp_path):
+    from stepflow_top.ui.logscreen import LogScreen
+
+    service = ServiceWriter(tmp_path / "storage")
+    run = service.start("etl")
+    first, _ = service.step(run, "Extract")
+    service.cmd("log", run, "extracting")
+    app = StepflowTop(locate_store(tmp_path / "storage"), fallback=30)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await until(pilot, lambda: table(app).row_count == 1)
+        await pilot.press("enter")
+        await until(pilot, lambda: table(app, "#steps-table").row_count == 1)
+        await pilot.press("enter")
+        screen = await until(pilot, lambda: isinstance(app.screen, LogScreen) and app.screen)
+        assert screen.step.id == first
+        second, _ = service.step(run, "Transform")  # the service moves on
+        await until(pilot, lambda: screen.step.id == second)
+        assert "Transform" in str(screen.query_one("#step-summary").render())
+        await pilot.press("F")  # follow off: the screen stays on its step
+        assert screen.view.follow is False
+        third, _ = service.step(run, "Load")
+        await until(pilot, lambda: app.snapshot.detail is not None
+                    and any(s.id == third for s in app.snapshot.detail.steps))
+        await pilot.pause(0.2)
+        assert screen.step.id == second
+    service.close()

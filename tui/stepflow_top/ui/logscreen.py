@@ -136,6 +136,15 @@ class LogScreen(Screen):
         if detail.execution.id != self.execution.id:
             return
         self.execution = detail.execution
+        newer = self._next_running(detail, snapshot)
+        if newer is not None:  # following the run: the service started the next step
+            self.step, self.path = newer, detail.log_paths[newer.id]
+            self._read = self._version = None
+            self.notify(f"following step {newer.index}: {literal(newer.name)}", timeout=3,
+                        markup=False)
+            self._show_summary()
+            self._load()
+            return
         step = next((s for s in detail.steps if s.id == self.step.id), None)
         if step is not None and step != self.step:
             self.step = step
@@ -143,6 +152,17 @@ class LogScreen(Screen):
             self._check_file()
         if self.ended != ended:  # what a missing file means has changed
             self._load()
+
+    def _next_running(self, detail, snapshot) -> Step | None:
+        """With follow on, the step the service runs now if it is a later one than this
+        screen's (the service ends a step by starting the next: STEPFLOW_STORE.md)."""
+        if not self.view.follow:
+            return None
+        running = [v.step for v in detail.step_views(snapshot.judgement(self.app.now))
+                   if v.status == "running"]
+        if running and running[-1].index > self.step.index:
+            return running[-1]
+        return None
 
     def _show_summary(self) -> None:
         step, now = self.step, self.app.now
