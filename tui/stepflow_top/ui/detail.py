@@ -15,9 +15,8 @@ from textual.widgets import Footer, TabbedContent, TabPane
 from .. import formatting
 from ..store.models import ExecutionDetail, Judgement, StepView
 from ..store.text import literal
-from .bar import STATUS_STYLES, STEP_STYLES, StoreBar
+from .widgets import STATUS_STYLES, STEP_STYLES, KeyedTable, StoreBar, TextPanel, cell
 from .messages import OpenLog, WatchFolder
-from .widgets import KeyedTable, TextPanel, cell
 
 STEP_COLUMNS = (("index", "#"), ("name", "Step"), ("status", "Status"), ("started", "Started"),
                 ("duration", "Duration"), ("exit", "Exit"), ("error", "Error"))
@@ -37,8 +36,6 @@ class DetailScreen(Screen):
         Binding("a", "tab('artifacts')", "Artifacts"),
         Binding("i", "tab('info')", "Env"),
         Binding("y", "copy_id", "Copy id", show=False),
-        Binding("j", "cursor_down", "Down", show=False),
-        Binding("k", "cursor_up", "Up", show=False),
     ]
 
     def __init__(self, execution_id: str) -> None:
@@ -209,14 +206,6 @@ class DetailScreen(Screen):
     def action_copy_id(self) -> None:
         self.app.copy_to_clipboard(self.execution_id)
         self.notify(f"copied {literal(self.execution_id)}", timeout=2, markup=False)
-
-    def action_cursor_down(self) -> None:
-        if isinstance(self.focused, KeyedTable):
-            self.focused.action_cursor_down()
-
-    def action_cursor_up(self) -> None:
-        if isinstance(self.focused, KeyedTable):
-            self.focused.action_cursor_up()
 
 
 def _info(detail: ExecutionDetail) -> Text:
