@@ -58,6 +58,8 @@ class StoreBar(TextPanel):
     """Store path, journal mode, LIVE/PAUSED badge, counts by effective status, and
     any warning or error. It watches the app's ``snapshot`` and ``paused``."""
 
+    _lines = -1  # newlines in the text shown
+
     def on_mount(self) -> None:
         self.watch(self.app, "snapshot", self._redraw)
         self.watch(self.app, "paused", self._redraw)
@@ -107,4 +109,9 @@ class StoreBar(TextPanel):
         for warning in health.warnings if health else ():
             if warning.code != "not_wal":  # said above, from the connection's own answer
                 text.append(f"\n⚠ {literal(warning.message)} (2: health)", "bold yellow")
-        self.update(text)
+        # The bar neither wraps nor scrolls: its height follows its line count, and
+        # only a new height needs a layout, which repaints every scrollbar on the
+        # screen (measured with a ticking "last commit": 3.7 KB/s with, 1.1 without).
+        lines = text.plain.count("\n")
+        self.update(text, layout=lines != self._lines)
+        self._lines = lines
