@@ -15,7 +15,7 @@ from textual.widgets import Footer, TabbedContent, TabPane
 from .. import formatting
 from ..store.models import ExecutionDetail, Judgement, StepView
 from ..store.text import literal
-from .widgets import STATUS_STYLES, STEP_STYLES, KeyedTable, StoreBar, TextPanel, cell
+from .widgets import KeyedTable, StoreBar, TextPanel, cell
 from .messages import OpenLog, WatchFolder
 
 STEP_COLUMNS = (("index", "#"), ("name", "Step"), ("status", "Status"), ("started", "Started"),
@@ -130,7 +130,8 @@ class DetailScreen(Screen):
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(literal(e.name), "bold")
         text.append("  ")
-        text.append(status.label, STATUS_STYLES[status])
+        text.append(status.label, self.query_one("#summary", TextPanel).status_style(
+            status.value))
         if status.value != e.stored_status:
             text.append(f" (stored: {literal(e.stored_status)}; "
                         f"{e.inferred_from(judgement) or 'inferred'})", "dim")
@@ -152,7 +153,8 @@ class DetailScreen(Screen):
         return [
             cell(step.index),
             cell(step.name, width=28),
-            cell(view.label + ("*" if view.inferred else ""), STEP_STYLES.get(view.status, "")),
+            cell(view.label + ("*" if view.inferred else ""),
+                 self.steps_table.status_style(view.status)),
             cell(formatting.clock_time(step.started_at, now)),
             cell(formatting.duration(view.duration(now))),
             cell("" if step.exit_code is None else step.exit_code,

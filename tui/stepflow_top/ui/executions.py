@@ -13,7 +13,7 @@ from .. import formatting
 from ..settings import SORTS
 from ..store.models import FINAL_EXECUTION, Execution, Judgement, Status
 from ..store.text import literal
-from .widgets import STATUS_STYLES, KeyedTable, StoreBar, TextPanel, cell
+from .widgets import KeyedTable, StoreBar, TextPanel, cell
 from .messages import OpenExecution
 
 COLUMNS = (
@@ -120,7 +120,7 @@ class ExecutionsScreen(Screen):
         if status.value != e.stored_status:
             label += "*"
         return [
-            cell(label, STATUS_STYLES[status]),
+            cell(label, self.table.status_style(status.value)),
             cell(e.name, width=self.name_width),
             cell(e.user_name, width=8),
             cell(formatting.clock_time(e.start, now)),

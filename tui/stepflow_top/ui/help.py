@@ -8,10 +8,9 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Static
 
 from ..store.models import Status
-from .widgets import BAR_ORDER, STATUS_STYLES
+from .widgets import BAR_ORDER, TextPanel
 
 READ_ONLY_NOTE = (
     "stepflow-top is read-only by construction: it opens the database with mode=ro and "
@@ -78,9 +77,13 @@ class HelpScreen(ModalScreen):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):
-            yield Static(self._text())
+            yield TextPanel()
 
-    def _text(self) -> Text:
+    def on_mount(self) -> None:
+        panel = self.query_one(TextPanel)
+        panel.update(self._text(panel))
+
+    def _text(self, panel: TextPanel) -> Text:
         text = Text()
         for section, rows in active_keys(self.for_screen):
             text.append(f"{section}\n", "bold")
@@ -90,7 +93,7 @@ class HelpScreen(ModalScreen):
             text.append("\n")
         text.append("Status words\n", "bold")
         for status in BAR_ORDER:
-            text.append(f"  {status.label:<{KEY_WIDTH}}", STATUS_STYLES[status])
+            text.append(f"  {status.label:<{KEY_WIDTH}}", panel.status_style(status.value))
             text.append(f"{STATUS_MEANINGS[status]}\n")
         text.append("  *", "bold")
         text.append(" after a word: the status shown differs from the stored one (the "

@@ -12,8 +12,10 @@ from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist
 
+from .status_colours import STATUS_CLASSES, StatusColours
 
-class KeyedTable(DataTable):
+
+class KeyedTable(StatusColours, DataTable):
     """A DataTable updated by diffing rows keyed by id (as Dolphie does).
 
     ``show_rows`` removes rows whose key is gone, updates only the cells that
@@ -30,6 +32,7 @@ class KeyedTable(DataTable):
     """
 
     DEFAULT_CSS = "KeyedTable { height: 1fr; }"
+    COMPONENT_CLASSES = STATUS_CLASSES
 
     BINDINGS = [
         Binding("enter", "select_cursor", "Open", show=False),

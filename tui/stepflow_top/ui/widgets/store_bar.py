@@ -12,15 +12,7 @@ from ...store.models import Status, local_offset
 from ...store.text import literal
 from .text_panel import TextPanel
 
-STATUS_STYLES = {
-    Status.RUNNING: "bold cyan",
-    Status.STALLED: "bold yellow",
-    Status.LOST: "bold magenta",
-    Status.COMPLETED: "green",
-    Status.FAILED: "bold red",
-    Status.CANCELLED: "magenta",
-    Status.UNKNOWN: "",
-}
+# For ui/logscreen.py until it asks a TextPanel's status_style (as the other screens do).
 STEP_STYLES = {"running": "bold cyan", "completed": "green", "failed": "bold red", "pending": "dim",
                "lost": "bold magenta"}
 BAR_ORDER = (Status.RUNNING, Status.STALLED, Status.LOST, Status.FAILED, Status.COMPLETED,
@@ -96,7 +88,7 @@ class StoreBar(TextPanel):
                 n = by_status.get(status.value, 0)
                 if n or status in (Status.RUNNING, Status.FAILED):
                     text.append("  ")
-                    text.append(f"{status.label} {n}", STATUS_STYLES[status])
+                    text.append(f"{status.label} {n}", self.status_style(status.value))
             if snapshot.journal_mode != "wal":
                 text.append("\n")
                 text.append(

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from rich.style import Style
 from rich.text import Text
 from textual.visual import VisualType
 from textual.widgets import Static
 
 from ...store.text import literal
+from .status_colours import STATUS_CLASSES, StatusColours
 
 
-def cell(value: object, style: str = "", width: int | None = None) -> Text:
+def cell(value: object, style: str | Style = "", width: int | None = None) -> Text:
     """A table cell that shows ``value`` literally (no markup, control characters
     spelled out), cut to ``width`` terminal cells with an ellipsis when given."""
     text = Text(literal(value), style=style, no_wrap=True, end="")
@@ -18,11 +20,13 @@ def cell(value: object, style: str = "", width: int | None = None) -> Text:
     return text
 
 
-class TextPanel(Static):
+class TextPanel(StatusColours, Static):
     """A Static that skips ``update`` when the content is unchanged: an update
-    re-lays out the screen, and views that tick every second would do it each time."""
+    re-lays out the screen, and views that tick every second would do it each time.
+    Status words take their colours from ``status_style``."""
 
     _shown: object = None
+    COMPONENT_CLASSES = STATUS_CLASSES
 
     def update(self, content: VisualType = "", *, layout: bool = True) -> None:
         if content == self._shown:
