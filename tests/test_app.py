@@ -13,6 +13,7 @@ from stepflow_top.store.locate import locate_store
 from stepflow_top.ui.app import StepflowTop
 from stepflow_top.ui.detail import DetailScreen
 from stepflow_top.ui.executions import ExecutionsScreen
+from stepflow_top.ui.help import HelpScreen
 from stepflow_top.ui.logscreen import LogScreen
 from stepflow_top.ui.logview import LogView
 from stepflow_top.ui.widgets import KeyedTable
@@ -105,6 +106,34 @@ async def test_opening_a_failed_execution_lands_on_its_first_failed_step(fixture
         assert steps.cursor_row == 2
         await pilot.press("e")
         assert steps.cursor_row == 3
+        await pilot.press("G")  # the table's own keys: no screen forwards them
+        assert steps.cursor_row == 4
+        await pilot.press("g")
+        assert steps.cursor_row == 0
+        await pilot.press("end", "k")
+        assert steps.cursor_row == 3
+        await pilot.press("home", "j")
+        assert steps.cursor_row == 1
+
+
+async def test_help_lists_the_keys_of_the_focused_log_view_and_no_toast_covers_it(fixture_store):
+    app = StepflowTop(locate_store(fixture_store), clock=lambda: FROZEN_NOW, watch=False)
+    async with app.run_test(size=(100, 30), notifications=True) as pilot:
+        await open_log(pilot, app, NIGHTLY, steps=5, row=0)
+        await pilot.press("question_mark")
+        help_screen = await until(pilot, lambda: isinstance(app.screen, HelpScreen)
+                                  and app.screen)
+        text = str(help_screen.query_one("#help Static").render())
+        for words in ("PgDn", "PgUp", "Down", "Next match", "Wrap", "Next error", "? / F1",
+                      "Executions", "Status words"):
+            assert words in text
+        assert "↓" not in text and "↑" not in text  # keys spelled, not drawn
+        app.notify("a failure arrived")
+        rack = await until(pilot, lambda: help_screen.query_one("#textual-toastrack"))
+        assert rack.styles.display == "none"
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, LogScreen))
+        await until(pilot, lambda: app.screen.query("Toast"))
 
 
 async def test_the_log_view_follows_a_file_rewritten_whole(fixture_store):
@@ -316,9 +345,7 @@ async def test_markup_and_escapes_in_store_text_never_reach_the_palette_or_toast
                          "'2026-11-21T20:00:00', environment, user_name, tags, total_steps, "
                          "completed_steps, current_step_index, metadata FROM executions "
                          "WHERE id=?", ["boom\x1b]2;PWNED\x07", NIGHTLY])
-        from textual.widgets._toast import Toast
-
-        toast = await until(pilot, lambda: app.screen.query(Toast).first())
+        toast = await until(pilot, lambda: app.screen.query("Toast").first())
         assert "boom\\x1b]2;PWNED\\x07 failed" in str(toast.render())
         assert app.is_running
 
@@ -337,14 +364,12 @@ async def test_a_failure_outside_the_filtered_window_is_announced_once(fixture_s
                          "completed_at, environment, user_name, tags, total_steps, "
                          "completed_steps, current_step_index, metadata FROM executions "
                          "WHERE id=?", [NIGHTLY])
-        from textual.widgets._toast import Toast
-
-        toast = await until(pilot, lambda: app.screen.query(Toast).first())
+        toast = await until(pilot, lambda: app.screen.query("Toast").first())
         assert "nightly-etl failed" in str(toast.render())
         await pilot.press("escape")  # the failed run comes into view: no second toast
         await until(pilot, lambda: table(app).row_count == 3)
         await pilot.pause(0.3)
-        assert len(app.screen.query(Toast)) == 1
+        assert len(app.screen.query("Toast")) == 1
 
 
 def test_store_wal_and_live_import_no_textual():

@@ -15,9 +15,8 @@ from textual.widgets import Footer, TabbedContent, TabPane
 from .. import formatting
 from ..store.models import ExecutionDetail, Judgement, StepView
 from ..store.text import literal
-from .bar import STATUS_STYLES, STEP_STYLES, StoreBar
+from .widgets import KeyedTable, StoreBar, TextPanel, cell
 from .messages import OpenLog, WatchFolder
-from .widgets import KeyedTable, TextPanel, cell
 
 STEP_COLUMNS = (("index", "#"), ("name", "Step"), ("status", "Status"), ("started", "Started"),
                 ("duration", "Duration"), ("exit", "Exit"), ("error", "Error"))
@@ -37,8 +36,6 @@ class DetailScreen(Screen):
         Binding("a", "tab('artifacts')", "Artifacts"),
         Binding("i", "tab('info')", "Env"),
         Binding("y", "copy_id", "Copy id", show=False),
-        Binding("j", "cursor_down", "Down", show=False),
-        Binding("k", "cursor_up", "Up", show=False),
     ]
 
     def __init__(self, execution_id: str) -> None:
@@ -133,7 +130,8 @@ class DetailScreen(Screen):
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(literal(e.name), "bold")
         text.append("  ")
-        text.append(status.label, STATUS_STYLES[status])
+        text.append(status.label, self.query_one("#summary", TextPanel).status_style(
+            status.value))
         if status.value != e.stored_status:
             text.append(f" (stored: {literal(e.stored_status)}; "
                         f"{e.inferred_from(judgement) or 'inferred'})", "dim")
@@ -155,7 +153,8 @@ class DetailScreen(Screen):
         return [
             cell(step.index),
             cell(step.name, width=28),
-            cell(view.label + ("*" if view.inferred else ""), STEP_STYLES.get(view.status, "")),
+            cell(view.label + ("*" if view.inferred else ""),
+                 self.steps_table.status_style(view.status)),
             cell(formatting.clock_time(step.started_at, now)),
             cell(formatting.duration(view.duration(now))),
             cell("" if step.exit_code is None else step.exit_code,
@@ -209,14 +208,6 @@ class DetailScreen(Screen):
     def action_copy_id(self) -> None:
         self.app.copy_to_clipboard(self.execution_id)
         self.notify(f"copied {literal(self.execution_id)}", timeout=2, markup=False)
-
-    def action_cursor_down(self) -> None:
-        if isinstance(self.focused, KeyedTable):
-            self.focused.action_cursor_down()
-
-    def action_cursor_up(self) -> None:
-        if isinstance(self.focused, KeyedTable):
-            self.focused.action_cursor_up()
 
 
 def _info(detail: ExecutionDetail) -> Text:

@@ -13,9 +13,8 @@ from .. import formatting
 from ..settings import SORTS
 from ..store.models import FINAL_EXECUTION, Execution, Judgement, Status
 from ..store.text import literal
-from .bar import STATUS_STYLES, StoreBar
+from .widgets import KeyedTable, StoreBar, TextPanel, cell
 from .messages import OpenExecution
-from .widgets import KeyedTable, TextPanel, cell
 
 COLUMNS = (
     ("status", "Status"), ("name", "Name"), ("user", "User"), ("started", "Started"),
@@ -44,10 +43,6 @@ class ExecutionsScreen(Screen):
         Binding("o", "cycle_sort", "Sort"),
         Binding("F", "toggle_follow", "Follow"),
         Binding("y", "copy_id", "Copy id", show=False),
-        Binding("j", "cursor_down", "Down", show=False),
-        Binding("k", "cursor_up", "Up", show=False),
-        Binding("g,home", "first", "First", show=False),
-        Binding("G,end", "last", "Last", show=False),
     ]
 
     def __init__(self) -> None:
@@ -125,7 +120,7 @@ class ExecutionsScreen(Screen):
         if status.value != e.stored_status:
             label += "*"
         return [
-            cell(label, STATUS_STYLES[status]),
+            cell(label, self.table.status_style(status.value)),
             cell(e.name, width=self.name_width),
             cell(e.user_name, width=8),
             cell(formatting.clock_time(e.start, now)),
@@ -227,16 +222,3 @@ class ExecutionsScreen(Screen):
         if key is not None:
             self.app.copy_to_clipboard(key)
             self.notify(f"copied {literal(key)}", timeout=2, markup=False)
-
-    def action_cursor_down(self) -> None:
-        self.table.action_cursor_down()
-
-    def action_cursor_up(self) -> None:
-        self.table.action_cursor_up()
-
-    def action_first(self) -> None:
-        self.table.move_cursor(row=0)
-
-    def action_last(self) -> None:
-        self.table.action_scroll_bottom()
-

@@ -24,8 +24,7 @@ from ..live.health import HealthState
 from ..store.text import literal
 from ..wal.history import CheckpointEvent
 from ..wal.results import State
-from .bar import StoreBar
-from .widgets import KeyedTable, TextPanel, cell
+from .widgets import KeyedTable, StoreBar, TextPanel, cell
 
 if TYPE_CHECKING:
     from ..live.checks import CheckReport

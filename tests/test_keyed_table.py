@@ -1,0 +1,120 @@
+"""KeyedTable in a small app: rows in the order given, one row repainted after a cell
+change, and the movement keys on the table itself."""
+
+from __future__ import annotations
+
+from conftest import until
+from rich.text import Text
+from textual.app import App, ComposeResult
+
+from stepflow_top.ui.widgets import KeyedTable, cell
+
+COLUMNS = (("name", "Name"), ("elapsed", "Elapsed"))
+
+
+class Recording(KeyedTable):
+    """Records which lines the compositor asked it to draw."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.drawn: list[int] = []
+
+    def render_line(self, y: int):
+        self.drawn.append(y)
+        return super().render_line(y)
+
+
+class TableApp(App):
+    def __init__(self) -> None:
+        super().__init__()
+        self.near_end = 0
+
+    def compose(self) -> ComposeResult:
+        yield Recording(COLUMNS)
+
+    def on_keyed_table_near_end(self, _event: KeyedTable.NearEnd) -> None:
+        self.near_end += 1
+
+
+def rows(names: list[str], elapsed: str = "1s") -> list[tuple[str, list[Text]]]:
+    return [(name, [cell(name), cell(elapsed)]) for name in names]
+
+
+def order(table: KeyedTable) -> list[str]:
+    return [row.key.value for row in table.ordered_rows]
+
+
+async def test_rows_follow_the_given_order_and_the_cursor_its_key():
+    app = TableApp()
+    async with app.run_test(size=(40, 12)) as pilot:
+        table = app.query_one(Recording)
+        table.show_rows(rows(["a", "b", "c", "d"]))
+        table.move_cursor(row=2)  # on "c"
+        await pilot.pause()
+        table.show_rows(rows(["d", "c", "e", "a"]))
+        await pilot.pause()
+        assert order(table) == ["d", "c", "e", "a"]
+        assert table.cursor_key == "c"
+        assert [str(table.get_cell(key, "name")) for key in order(table)] == ["d", "c", "e", "a"]
+
+
+async def test_a_changed_cell_repaints_its_row_only():
+    """Fails when a Textual release changes how DataTable.update_cell repaints (the one
+    place KeyedTable depends on it): either every line is drawn again, or the changed
+    row is not drawn at all."""
+    app = TableApp()
+    async with app.run_test(size=(40, 12)) as pilot:
+        table = app.query_one(Recording)
+        table.show_rows(rows([f"run-{i}" for i in range(8)]))
+        await until(pilot, lambda: table.drawn)
+        await pilot.pause()
+        table.drawn.clear()
+        table.update_rows([("run-3", [cell("run-3"), cell("2s")])])
+        await until(pilot, lambda: table.drawn)
+        await pilot.pause()
+        header = 1
+        assert set(table.drawn) == {header + 3}
+        assert "2s" in table.render_line(header + 3).text
+        table.drawn.clear()  # the recorder sees every line when the whole table repaints
+        table.refresh()
+        await until(pilot, lambda: table.drawn)
+        assert len(set(table.drawn)) > 8
+
+
+async def test_a_cell_wider_than_its_column_widens_it():
+    app = TableApp()
+    async with app.run_test(size=(40, 12)) as pilot:
+        table = app.query_one(Recording)
+        table.show_rows(rows(["a", "b"]))
+        await pilot.pause()
+        table.update_rows([("b", [cell("b"), cell("1h 02m 03s")])])
+        await pilot.pause()
+        assert table.columns[next(k for k in table.columns if k.value == "elapsed")] \
+            .content_width >= len("1h 02m 03s")
+
+
+async def test_movement_keys_on_the_table_and_near_end_only_from_the_reader():
+    app = TableApp()
+    async with app.run_test(size=(40, 12)) as pilot:
+        table = app.query_one(Recording)
+        table.show_rows(rows([f"run-{i}" for i in range(6)]))
+        table.focus()
+        await pilot.pause()
+        await pilot.press("j", "j")
+        assert table.cursor_row == 2
+        await pilot.press("k")
+        assert table.cursor_row == 1
+        assert app.near_end == 0
+        await pilot.press("G")
+        assert table.cursor_row == 5
+        await until(pilot, lambda: app.near_end == 1)
+        await pilot.press("g")
+        assert table.cursor_row == 0
+        await pilot.press("end")
+        assert table.cursor_row == 5
+        await pilot.press("home")
+        assert table.cursor_row == 0
+        table.show_rows(rows([f"run-{i}" for i in range(7)]), follow="run-6")
+        await pilot.pause()
+        assert table.cursor_row == 6
+        assert app.near_end == 2  # End; a refresh moving the cursor posts nothing
