@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from conftest import until
 from rich.text import Text
-from textual.app import App, ComposeResult
-
 from stepflow_top.ui.widgets import KeyedTable, cell
+from textual.app import App, ComposeResult
 
 COLUMNS = (("name", "Name"), ("elapsed", "Elapsed"))
 

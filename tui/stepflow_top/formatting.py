@@ -43,11 +43,6 @@ def clock_time(value: datetime | None, now: datetime) -> str:
     return value.strftime("%b %d %H:%M")
 
 
-def ago_seconds(seconds: float) -> str:
-    """``3 seconds ago`` / ``5 minutes ago`` (humanize) for an age in seconds."""
-    return humanize.naturaltime(max(0.0, seconds))
-
-
 def clock_time_abs(unix: float, offset: timedelta | None = None) -> str:
     """``19:55:36`` for unix seconds, at UTC ``offset`` (the writer's, so it reads like
     the stored times beside it; default: this machine's zone); ``—`` when it cannot be

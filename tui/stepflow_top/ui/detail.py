@@ -15,8 +15,8 @@ from textual.widgets import Footer, TabbedContent, TabPane
 from .. import formatting
 from ..store.models import ExecutionDetail, Judgement, StepView
 from ..store.text import literal
-from .widgets import KeyedTable, StoreBar, TextPanel, cell
 from .messages import OpenLog, WatchFolder
+from .widgets import KeyedTable, StoreBar, TextPanel, cell
 
 STEP_COLUMNS = (("index", "#"), ("name", "Step"), ("status", "Status"), ("started", "Started"),
                 ("duration", "Duration"), ("exit", "Exit"), ("error", "Error"))

@@ -13,8 +13,8 @@ from .. import formatting
 from ..settings import SORTS
 from ..store.models import FINAL_EXECUTION, Execution, Judgement, Status
 from ..store.text import literal
-from .widgets import KeyedTable, StoreBar, TextPanel, cell
 from .messages import OpenExecution
+from .widgets import KeyedTable, StoreBar, TextPanel, cell
 
 COLUMNS = (
     ("status", "Status"), ("name", "Name"), ("user", "User"), ("started", "Started"),
@@ -48,7 +48,7 @@ class ExecutionsScreen(Screen):
     def __init__(self) -> None:
         super().__init__()
         self.sort = "newest"
-        self.follow = False
+        self.follow = True  # the newest run under the cursor until the reader moves
         self.name_width, self.step_width = 28, 24
 
     def on_resize(self) -> None:
@@ -160,6 +160,13 @@ class ExecutionsScreen(Screen):
         self.query_one("#view-state", TextPanel).update(text)
 
     # -- paging ------------------------------------------------------------
+    def on_keyed_table_reader_moved(self, _event: KeyedTable.ReaderMoved) -> None:
+        # Moving the cursor stops following the newest run, as the log screen's
+        # scrolling stops following its end (F follows again).
+        if self.follow and self.table.cursor_row != 0:
+            self.follow = False
+            self._show_view_state()
+
     def on_keyed_table_near_end(self, _event: KeyedTable.NearEnd) -> None:
         # Only the reader's own move loads more: new runs arriving above push the
         # cursor down with its row, and that must never grow the list by itself (it

@@ -27,10 +27,9 @@ from ..store.logs import (
 )
 from ..store.models import FINAL_EXECUTION, Execution, Step, step_label
 from ..store.text import literal
-from .bar import STEP_STYLES, StoreBar
 from .logview import LogView
 from .messages import FilesChanged, WatchFolder
-from .widgets import TextPanel
+from .widgets import StoreBar, TextPanel
 
 DEFAULT_PAGER = "less -R"
 
@@ -169,7 +168,8 @@ class LogScreen(Screen):
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f"{literal(self.execution.name)} › ", "dim")
         text.append(f"step {step.index}: {literal(step.name)}  ", "bold")
-        text.append(step_label(step.status), STEP_STYLES.get(step.status, ""))
+        text.append(step_label(step.status),
+                    self.query_one("#step-summary", TextPanel).status_style(step.status))
         text.append(f"  {formatting.duration(step.duration(now))}")
         if step.exit_code is not None:
             text.append(f"  exit {step.exit_code}", "bold red" if step.exit_code else "")

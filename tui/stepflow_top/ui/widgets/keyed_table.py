@@ -50,11 +50,16 @@ class KeyedTable(StatusColours, DataTable):
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
         self._columns = columns
 
+    class ReaderMoved(Message):
+        """The reader moved the cursor (a key or a click; never a refresh moving the
+        cursor with its row): a list that follows its newest row stops following."""
+
     class NearEnd(Message):
-        """The reader moved the cursor to one of the last three rows (a key or a click;
-        never a refresh moving the cursor with its row), so more rows may be wanted."""
+        """The reader moved the cursor to one of the last three rows, so more rows may
+        be wanted."""
 
     def _reader_moved(self) -> None:
+        self.post_message(self.ReaderMoved())
         if self.row_count and self.cursor_row >= self.row_count - 3:
             self.post_message(self.NearEnd())
 
@@ -62,8 +67,20 @@ class KeyedTable(StatusColours, DataTable):
         super().action_cursor_down()
         self._reader_moved()
 
+    def action_cursor_up(self) -> None:
+        super().action_cursor_up()
+        self._reader_moved()
+
     def action_page_down(self) -> None:
         super().action_page_down()
+        self._reader_moved()
+
+    def action_page_up(self) -> None:
+        super().action_page_up()
+        self._reader_moved()
+
+    def action_scroll_top(self) -> None:
+        super().action_scroll_top()
         self._reader_moved()
 
     def action_scroll_bottom(self) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from rich.text import Text
 
 from ... import formatting
@@ -12,21 +10,20 @@ from ...store.models import Status, local_offset
 from ...store.text import literal
 from .text_panel import TextPanel
 
-# For ui/logscreen.py until it asks a TextPanel's status_style (as the other screens do).
-STEP_STYLES = {"running": "bold cyan", "completed": "green", "failed": "bold red", "pending": "dim",
-               "lost": "bold magenta"}
 BAR_ORDER = (Status.RUNNING, Status.STALLED, Status.LOST, Status.FAILED, Status.COMPLETED,
              Status.CANCELLED, Status.UNKNOWN)
 
 
-def writer_line(writer: WriterState, now: float | None = None) -> Text:
-    """``service: pid 1234 (python app/main.py) · last commit 3 s ago``, or that no
-    service is attached, or that it cannot be known; plus the writer's zone when it is
-    not the reader's. ``now`` in unix seconds (default: the clock)."""
-    now = time.time() if now is None else now
+def writer_line(writer: WriterState) -> Text:
+    """``service: pid 1234 · last commit 19:55:36 · python app/main.py``, or that no
+    service has the database open, or that it cannot be known; plus the writer's zone
+    when it is not the reader's. Times are in the writer's zone, like the rows, and are
+    clock times rather than ages, so the line changes with a commit, not every second
+    (an age cost 0.7 KB/s to the terminal: tests/benchmarks/bench_tick_bytes.py)."""
     text = Text()
     last = writer.last_commit
-    commit = "" if last is None else f" · last commit {formatting.ago_seconds(now - last)}"
+    commit = ("" if last is None else
+              f" · last commit {formatting.clock_time_abs(last, writer.offset)}")
     if writer.attached is None:
         text.append("service: unknown (its locks cannot be read here: nothing is called lost)",
                     "dim")
@@ -34,9 +31,7 @@ def writer_line(writer: WriterState, now: float | None = None) -> Text:
         pids = ", ".join(h.describe().split(" (")[0] for h in writer.holders) or "attached"
         text.append(f"service: {literal(pids)}{commit}")
     else:
-        when = ("" if last is None else
-                f" · last commit {formatting.clock_time_abs(last, writer.offset)}")
-        text.append(f"◌ no service has the database open{when}", "bold magenta")
+        text.append(f"◌ no service has the database open{commit}", "bold magenta")
     if writer.offset != local_offset():
         text.append(f" · writer time {format_offset(writer.offset)} ({writer.offset_source})",
                     "bold")
