@@ -90,7 +90,15 @@ PEER = textwrap.dedent("""
 """)
 
 
-def run_phase(root: Path, mode: str) -> dict:
+def tree_argv(tree: Path | None) -> list[str]:
+    """How to start stepflow-top: this checkout's, or another checkout's ``tui/``."""
+    if tree is None:
+        return live.stepflow_top_argv()
+    return [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(tree)!r}); "
+            "from stepflow_top.cli import main; sys.exit(main())"]
+
+
+def run_phase(root: Path, mode: str, peer_tree: Path | None = None) -> dict:
     db = root / "database" / "stepflow.db"
     writer = live.spawn([sys.executable, "-c", WRITER, str(root), mode],
                         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
@@ -98,9 +106,9 @@ def run_phase(root: Path, mode: str) -> dict:
     if lines.wait_for(lambda d: d.get("ready"), 30) is None:
         raise RuntimeError("writer did not start")
     monitors = {}
-    for name, argv, ready in (
-            ("stepflow-top", live.stepflow_top_argv() + [str(root)], rb"LIVE"),
-            ("peer (1 s poll)", [sys.executable, "-c", PEER, str(db)], rb"pending|completed")):
+    peer = (("peer (1 s poll)", [sys.executable, "-c", PEER, str(db)], rb"pending|completed")
+            if peer_tree is None else (PEER_NAME, tree_argv(peer_tree) + [str(root)], rb"LIVE"))
+    for name, argv, ready in (("stepflow-top", tree_argv(None) + [str(root)], rb"LIVE"), peer):
         monitors[name] = live.PtyApp(argv, re.compile(ready))
         monitors[name].recording = bytearray()  # from the first byte: the emulator needs all
     drawn: dict[str, dict[str, float]] = {name: {} for name in monitors}
@@ -166,7 +174,15 @@ def run_phase(root: Path, mode: str) -> dict:
     return figures
 
 
+PEER_NAME = "peer (1 s poll)"
+
+
 def main() -> int:
+    global PEER_NAME
+    peer_tree = None
+    if "--peer-tree" in sys.argv:  # another checkout's tui/ folder as the peer
+        peer_tree = Path(sys.argv[sys.argv.index("--peer-tree") + 1])
+        PEER_NAME = f"peer {peer_tree}"
     tmp = Path(tempfile.mkdtemp(prefix="stepflow-stream-"))
     try:
         results = {}
@@ -174,13 +190,13 @@ def main() -> int:
             root = tmp / mode
             populate(root, executions=1000)
             print(f"[{mode}] running …", file=sys.stderr, flush=True)
-            results[mode] = run_phase(root, mode)
+            results[mode] = run_phase(root, mode, peer_tree)
     finally:
         live.cleanup()
         shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps(results, indent=2))
     s, q = results["stream"], results["quiet"]
-    ours, peer = "stepflow-top", "peer (1 s poll)"
+    ours, peer = "stepflow-top", PEER_NAME
     rows = [
         ("stream: CPU of the process tree", "cpu_pct", s, "{:.1f} %", "≤ 15 %"),
         ("stream: bytes to the terminal", "bytes_per_s", s, "{:.0f} B/s", "≤ 30 KB/s"),
