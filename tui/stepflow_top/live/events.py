@@ -23,7 +23,7 @@ from ..store.connection import StoreUnavailable
 from ..store.locate import StorePaths
 from ..store.models import DEFAULT_STALL_AFTER
 from .health import HealthMonitor
-from .hints import Hints
+from .hints import FEED_STEP_MS, Hints
 from .refresher import Refresher, StoreSnapshot, ViewRequest
 from .schedule import ROLLBACK_INTERVAL
 from .writer import WriterState
@@ -62,7 +62,8 @@ async def change_feed(paths: StorePaths, options: FeedOptions = FeedOptions()
         refresher.close()
         raise StoreUnavailable(first.error)
     health = HealthMonitor(paths.database, persist=False, probe=refresher.probe)
-    hints = Hints([paths.database_dir], fallback=options.fallback, poll=options.poll)
+    hints = Hints([paths.database_dir], fallback=options.fallback, poll=options.poll,
+                  step_ms=FEED_STEP_MS)
     hints.start()
     out: asyncio.Queue[dict | BaseException] = asyncio.Queue()
     tasks = [asyncio.create_task(_forward(_watch(paths, refresher, health, hints, first), out))]

@@ -1,14 +1,15 @@
 """Hints that the store may have changed: watchfiles events, else a timer.
 
 A hint is only a hint: the refresher confirms it with the change token (the probe's
-``-shm`` header and file stats) before
-it queries anything. Watching is non-recursive on the database folder (a commit
+``-shm`` header and file stats) before it queries anything. Watching is non-recursive on the database folder (a commit
 modifies ``-wal``, a checkpoint the database file; ``-shm`` is never reported,
 SQLITE_WAL.md §7) plus any extra folders a view asks for (an open execution's log
 folder). ``step`` trades latency against idle CPU, because watchfiles' Rust loop
 takes the GIL every step. Measured with tests/benchmarks/bench_live.py, commit to
 event p50 and idle CPU of the TUI: step 10 ms: 17 ms, 0.95 % of a core; 15 ms:
-25 ms, 0.75 %; 20 ms: 33 ms, 0.60 %.
+25 ms, 0.75 %; 20 ms: 33 ms, 0.60 %. The TUI uses 15 ms (it draws at most 4 frames a
+second anyway); ``--events`` 10 ms, because its refresh now also asks the probe, whose
+idle process takes 6-8 ms to wake: 33 ms at 15 ms, 24 ms at 10 ms.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from pathlib import Path
 import watchfiles
 
 WATCH_DEBOUNCE_MS = 200
-WATCH_STEP_MS = 15  # see the module docstring for the trade-off
+WATCH_STEP_MS = 15  # the TUI's: see the module docstring for the trade-off
+FEED_STEP_MS = 10  # --events': a line should follow a commit within 30 ms (p50)
 HEARTBEAT_MS = 5000  # watchfiles' own default; how often folders are checked for a new identity
 MISSING_DIR_RETRY_S = 1.0
 
@@ -43,11 +45,13 @@ class Hints:
     """
 
     def __init__(
-        self, folders: list[Path], *, fallback: float = 5.0, poll: float | None = None
+        self, folders: list[Path], *, fallback: float = 5.0, poll: float | None = None,
+        step_ms: int = WATCH_STEP_MS,
     ) -> None:
         self.folders = list(folders)
         self.fallback = fallback
         self.poll = poll
+        self.step_ms = step_ms
         self._changed = asyncio.Event()
         self._stop = asyncio.Event()
         self._rearm = asyncio.Event()
@@ -113,7 +117,7 @@ class Hints:
                     *existing,
                     recursive=False,
                     debounce=WATCH_DEBOUNCE_MS,
-                    step=WATCH_STEP_MS,
+                    step=self.step_ms,
                     stop_event=self._stop,
                     rust_timeout=HEARTBEAT_MS,
                     yield_on_timeout=True,

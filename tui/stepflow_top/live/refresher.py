@@ -114,6 +114,9 @@ def judgement_for(writer: WriterState, now: datetime, stall_after: float) -> Jud
     return Judgement(now + shift, stall_after, writer.attached, writer_started)
 
 
+OFFSET_EVERY = 60.0  # seconds between inferences of the writer's UTC offset
+
+
 class Refresher:
     """Reads snapshots of one store; see the module docstring.
 
@@ -141,6 +144,8 @@ class Refresher:
         self._last_request: ViewRequest | None = None
         self._identity: tuple[int, int] | None = None
         self._offset: tuple[timedelta, str] | None = None
+        self._offset_at = 0.0
+        self._starts: dict[int, float | None] = {}
         # close() may come from the UI thread while a worker thread refreshes: a
         # connection closed under a running statement crashes the process.
         self._lock = threading.Lock()
@@ -232,19 +237,30 @@ class Refresher:
     def _writer(self, sample: WalSample | None) -> WriterState:
         attached = sample.writer_attached if sample is not None else None
         holders = tuple(
-            Holder(h.pid, h.command, process_started(h.pid))
+            Holder(h.pid, h.command, self._started(h.pid))
             for h in (sample.holders if sample is not None else ()))
         last_commit = _last_commit(self.paths.database)
         offset, source = self._writer_offset(last_commit)
         return WriterState(attached, holders, last_commit, offset, source)
 
+    def _started(self, pid: int) -> float | None:
+        # A process's start time never changes: read /proc once per pid.
+        if pid not in self._starts:
+            if len(self._starts) > 64:
+                self._starts.clear()
+            self._starts[pid] = process_started(pid)
+        return self._starts[pid]
+
     def _writer_offset(self, last_commit: float | None) -> tuple[timedelta, str]:
         at = last_commit or time.time()
         if self.writer_tz != "infer":
             return zone_offset(self.writer_tz, at), "--writer-tz"  # type: ignore[arg-type]
-        inferred = infer_offset(self.reader.newest_timestamps(), last_commit)
-        if inferred is not None:
-            self._offset = (inferred, "inferred")
+        # A zone seldom changes: once inferred, look again every OFFSET_EVERY seconds
+        # (it costs two queries), so a commit reaches the change feed sooner.
+        if self._offset is None or time.monotonic() - self._offset_at >= OFFSET_EVERY:
+            inferred = infer_offset(self.reader.newest_timestamps(), last_commit)
+            if inferred is not None:
+                self._offset, self._offset_at = (inferred, "inferred"), time.monotonic()
         if self._offset is not None:
             return self._offset
         return local_offset(at), "assumed local"
