@@ -189,13 +189,8 @@ class ChangeTracker:
                 })
         if previous != status.value:
             failed = next((v.step.name for v in views if v.status == "failed"), None)
-            events.append({
-                "ts": ts, "type": "execution", "id": execution.id, "name": execution.name,
-                "status": status.value, "previous": previous,
-                "stored_status": execution.stored_status,
-                "inferred": execution.inferred_from(judgement),
-                "failed_step": failed if status is Status.FAILED else None,
-            })
+            events.append(_execution_event(execution, judgement, previous, ts,
+                                           failed if status is Status.FAILED else None))
         if execution.stored_status in FINAL_EXECUTION or status is Status.UNKNOWN:
             self.live.pop(execution.id, None)
             self.statuses.pop(execution.id, None)
@@ -218,11 +213,17 @@ class ChangeTracker:
         for execution in self.live.values():
             status = execution.effective_status(judgement).value
             if self.statuses.get(execution.id) != status:
-                events.append({
-                    "ts": ts, "type": "execution", "id": execution.id, "name": execution.name,
-                    "status": status, "previous": self.statuses.get(execution.id),
-                    "stored_status": execution.stored_status,
-                    "inferred": execution.inferred_from(judgement), "failed_step": None,
-                })
+                events.append(_execution_event(execution, judgement,
+                                               self.statuses.get(execution.id), ts))
                 self.statuses[execution.id] = status
         return events
+
+
+def _execution_event(execution: Execution, judgement: Judgement, previous: str | None,
+                     ts: float, failed_step: str | None = None) -> dict:
+    return {
+        "ts": ts, "type": "execution", "id": execution.id, "name": execution.name,
+        "status": execution.effective_status(judgement).value, "previous": previous,
+        "stored_status": execution.stored_status,
+        "inferred": execution.inferred_from(judgement), "failed_step": failed_step,
+    }
