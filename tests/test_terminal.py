@@ -95,3 +95,22 @@ def test_sigterm_leaves_like_q_restoring_the_terminal_and_stopping_the_writer(tm
     while Path(f"/proc/{writer}").exists() or root.exists():
         assert time.monotonic() < deadline, "the demo writer or its folder outlived the app"
         time.sleep(0.1)
+
+
+def test_a_kill_while_the_demo_starts_leaves_nothing_behind(tmux, session):
+    marker = "--speed 4.25"
+    tmux("new-window", "-t", session, "-n", "early",
+         f"{sys.executable} -m stepflow_top --demo {marker}; sleep 30")
+    deadline = time.monotonic() + 30
+    while not (writers := [(p, a) for p, a in running(marker) if "demo.writer" in a]):
+        assert time.monotonic() < deadline, "the demo never started its writer"
+        time.sleep(0.01)
+    writer, args = writers[0]
+    root = Path(args.split("stepflow_top.demo.writer", 1)[1].split()[0])
+    app = next(pid for pid, a in running(marker)
+               if a.startswith(sys.executable) and "demo.writer" not in a)
+    os.kill(app, 15)  # as soon as the writer exists: the app may not be mounted yet
+    deadline = time.monotonic() + 20
+    while Path(f"/proc/{writer}").exists() or Path(f"/proc/{app}").exists() or root.exists():
+        assert time.monotonic() < deadline, "the demo left its writer or folder behind"
+        time.sleep(0.1)

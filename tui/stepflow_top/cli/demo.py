@@ -4,7 +4,9 @@ monitor) and ``--demo-writer DIR`` (the simulated service alone)."""
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -43,6 +45,14 @@ def run_demo(args: argparse.Namespace) -> int:
             writer.wait()
         shutil.rmtree(root, ignore_errors=True)
 
+    def on_signal(signum: int, _frame) -> None:
+        # A hang-up or kill before the app has installed its own handlers (it does so
+        # once mounted) must not leave the writer's folder behind.
+        clean_up()
+        os._exit(128 + signum)
+
+    for signum in (signal.SIGHUP, signal.SIGTERM):
+        signal.signal(signum, on_signal)
     try:
         return run_app(locate_store(root), args, on_hang_up=clean_up)
     finally:
