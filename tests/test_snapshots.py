@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURE, FROZEN_NOW, copy_store
+from conftest import FIXTURE, FROZEN_NOW, copy_store, until
 from stepflow_top.store.locate import locate_store
 from stepflow_top.ui.app import StepflowTop
 from stepflow_top.ui.detail import DetailScreen
@@ -37,13 +37,9 @@ def app() -> StepflowTop:
 
 
 async def settle(pilot, predicate) -> None:
-    for _ in range(200):
-        try:
-            if predicate():
-                break
-        except Exception:
-            pass
-        await pilot.pause(0.02)
+    """Run the app until ``predicate()`` holds (failing after 30 s, never silently: a
+    snapshot of a screen still loading would differ under load), then one more frame."""
+    await until(pilot, predicate, timeout=30)
     await pilot.pause()
 
 
