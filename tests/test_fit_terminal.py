@@ -3,13 +3,18 @@ middle, artifacts' paths, the theme that sticks. Pilot tests on the fixture stor
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
+
 import pytest
 from conftest import until
 from stepflow_top.formatting import cut_middle
 from stepflow_top.store.locate import locate_store
+from stepflow_top.store.models import Artifact
 from stepflow_top.ui.app import StepflowTop
+from stepflow_top.ui.detail import DetailScreen
 from stepflow_top.ui.health import HealthScreen
-from stepflow_top.ui.widgets import KeyedTable, StoreBar
+from stepflow_top.ui.widgets import KeyedTable, StoreBar, TextPanel
 
 
 @pytest.mark.parametrize(("value", "width", "expected"), [
@@ -57,3 +62,59 @@ async def test_store_bar_cuts_the_path_in_the_middle(fixture_store):
         assert "…" in first and first.rstrip().endswith("stepflow.db")
         await pilot.resize_terminal(200, 20)
         await until(pilot, lambda: str(app.paths.database) in str(bar.render()))
+
+
+SHELL_BUILD = "b98c3c75-fc75-42c2-8a8e-0ba7e891ab26"
+
+
+def artifact(path: str) -> Artifact:
+    return Artifact(id="a1", execution_id="e1", name="report", file_path=path)
+
+
+def test_a_relative_artifact_path_is_resolved_against_the_working_directory(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "report.html").write_text("<p>")
+    found = artifact("out/report.html").resolved(str(tmp_path))
+    assert found.file_path == str(tmp_path / "out" / "report.html")
+    assert found.exists and found.stored_path == "out/report.html"
+    missing = artifact("./gone.csv").resolved(str(tmp_path))
+    assert missing.file_path == str(tmp_path / "gone.csv") and not missing.exists
+    for kept in (artifact("/abs/x.csv").resolved(str(tmp_path)),
+                 artifact("x.csv").resolved(None), artifact("x.csv").resolved("rel/dir"),
+                 artifact("").resolved(str(tmp_path))):
+        assert kept.stored_path is None
+
+
+async def test_enter_on_an_artifact_shows_its_whole_path_and_whether_it_exists(
+        fixture_store, tmp_path):
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    (workdir / "model.pkl").write_bytes(b"\x80")
+    with closing(sqlite3.connect(fixture_store / "database" / "stepflow.db")) as db, db:
+        # The fixture's paths are absolute; make the service's cwd ours and two relative.
+        db.execute("UPDATE executions SET working_directory = ?", [str(workdir)])
+        db.execute("UPDATE artifacts SET file_path = 'model.pkl' "
+                   "WHERE file_path = '/workspace/model.pkl'")
+        db.execute("UPDATE artifacts SET file_path = 'out/training.log' "
+                   "WHERE file_path = '/workspace/training.log'")
+    app = StepflowTop(locate_store(fixture_store), watch=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.snapshot is not None)
+        app.push_screen(DetailScreen(SHELL_BUILD))
+        table = await until(pilot, lambda: isinstance(app.screen, DetailScreen) and (
+            t := app.screen.query_one("#artifacts-table", KeyedTable)).row_count == 4 and t)
+        await pilot.press("a")
+        panel = app.screen.query_one("#artifact-details", TextPanel)
+        shown = {}
+        for row in range(4):
+            table.move_cursor(row=row)
+            await pilot.press("enter")
+            await pilot.pause()
+            shown[str(table.get_cell_at((row, 0)))] = str(panel.render())
+        pkl = next(v for v in shown.values() if "model.pkl" in v)
+        assert str(workdir / "model.pkl") in pkl and "✓ the file exists" in pkl
+        assert "stored as model.pkl" in pkl
+        log = next(v for v in shown.values() if "training.log" in v)
+        assert str(workdir / "out" / "training.log") in log and "✗ no file" in log
+        absolute = next(v for v in shown.values() if "evaluation_report.html" in v)
+        assert "/workspace/evaluation_report.html" in absolute and "stored as" not in absolute
