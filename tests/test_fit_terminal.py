@@ -9,6 +9,8 @@ from contextlib import closing
 import pytest
 from conftest import until
 from stepflow_top.formatting import cut_middle
+from stepflow_top.live.settings import Settings
+from stepflow_top.live.state import settings_path
 from stepflow_top.store.locate import locate_store
 from stepflow_top.store.models import Artifact
 from stepflow_top.ui.app import StepflowTop
@@ -118,3 +120,24 @@ async def test_enter_on_an_artifact_shows_its_whole_path_and_whether_it_exists(
         assert str(workdir / "out" / "training.log") in log and "✗ no file" in log
         absolute = next(v for v in shown.values() if "evaluation_report.html" in v)
         assert "/workspace/evaluation_report.html" in absolute and "stored as" not in absolute
+
+
+async def test_the_chosen_theme_sticks_between_sessions(fixture_store):
+    async with (app := StepflowTop(locate_store(fixture_store), watch=False)).run_test() as pilot:
+        default = app.theme
+        chosen = next(name for name in app.available_themes if name != default)
+        app.theme = chosen  # what ctrl+p → theme does
+        await pilot.pause()
+    assert Settings.load().theme == chosen
+    async with (app := StepflowTop(locate_store(fixture_store), watch=False)).run_test() as pilot:
+        await pilot.pause()
+        assert app.theme == chosen
+
+
+async def test_a_theme_that_no_longer_exists_gives_the_default(fixture_store):
+    Settings(theme="gone-theme").save()
+    async with (app := StepflowTop(locate_store(fixture_store), watch=False)).run_test() as pilot:
+        await pilot.pause()
+        assert app.theme in app.available_themes and app.theme != "gone-theme"
+    settings_path().write_text('{"sort": "name", "theme": 3}')  # not a name: the defaults
+    assert Settings.load() == Settings()
