@@ -71,3 +71,17 @@ def cut(value: str | None, width: int) -> str:
     """``value`` shortened to ``width`` characters with a trailing ``…``; None gives ``""``."""
     text = value or ""
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def cut_middle(value: str | None, width: int) -> str:
+    """``value`` shortened to ``width`` characters by replacing its middle with ``…``,
+    so a path keeps its root and its file name (``/srv/ste…/database/stepflow.db``);
+    None gives ``""``, a ``width`` below 1 gives ``""``. The tail gets the extra
+    character: a path's end tells more than its start."""
+    text = value or ""
+    if len(text) <= width:
+        return text
+    if width < 1:
+        return ""
+    head = (width - 1) // 2
+    return text[:head] + "…" + text[len(text) - (width - 1 - head):]

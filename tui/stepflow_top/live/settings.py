@@ -24,11 +24,14 @@ MIN_INTERVAL, MAX_INTERVAL = 0.1, 3600.0  # seconds
 class Settings:
     """``sort``: the executions list's order (newest, status, name, duration);
     ``status``: the effective-status filter word, or None; ``interval``: seconds of
-    the fallback timer (or of polling) last chosen with +/-, or None."""
+    the fallback timer (or of polling) last chosen with +/-, or None; ``theme``: the
+    Textual theme's name chosen in the command palette, or None (the App checks that
+    it still exists)."""
 
     sort: str = "newest"
     status: str | None = None
     interval: float | None = None
+    theme: str | None = None
 
     @classmethod
     def load(cls, path: Path | None = None) -> "Settings":
@@ -60,6 +63,7 @@ class Settings:
 
         return (self.sort in SORTS
                 and (self.status is None or self.status in Status._value2member_map_)
+                and (self.theme is None or isinstance(self.theme, str))
                 and (self.interval is None or (
                     isinstance(self.interval, (int, float)) and not isinstance(self.interval, bool)
                     and MIN_INTERVAL <= self.interval <= MAX_INTERVAL)))

@@ -10,7 +10,8 @@ stay raw text here: a view decides how to show text that is not JSON.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Sequence
@@ -352,7 +353,9 @@ def effective_steps(
 
 @dataclass(frozen=True, slots=True)
 class Artifact:
-    """One row of ``artifacts``; ``exists`` says whether ``file_path`` is on disk now."""
+    """One row of ``artifacts``; ``exists`` says whether ``file_path`` is on disk now.
+    ``stored_path`` is the path as the row holds it when ``file_path`` had to be
+    resolved from it (:meth:`resolved`), else None."""
 
     id: str
     execution_id: str
@@ -365,6 +368,21 @@ class Artifact:
     artifact_type: str | None = None
     created_at: datetime | None = None
     exists: bool = False
+    stored_path: str | None = None
+
+    def resolved(self, working_directory: str | None) -> Artifact:
+        """This artifact with a relative ``file_path`` joined to the execution's
+        ``working_directory`` and ``exists`` checked again there (``os.stat``, never an
+        open). The service keeps the path the script printed when it copied nothing
+        (STEPFLOW_STORE.md), and a script prints paths relative to its own working
+        directory, not to ours. Returns ``self`` for an empty or absolute path, or
+        when the working directory is unknown or itself relative."""
+        base = working_directory or ""
+        if not self.file_path or os.path.isabs(self.file_path) or not os.path.isabs(base):
+            return self
+        path = os.path.normpath(os.path.join(base, self.file_path))
+        return replace(self, file_path=path, exists=os.path.exists(path),
+                       stored_path=self.file_path)
 
 
 @dataclass(frozen=True)
@@ -405,6 +423,11 @@ class ExecutionDetail:
     steps: tuple[Step, ...]
     artifacts: tuple[Artifact, ...]
     log_paths: dict[str, Path] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Relative artifact paths point into the execution's working directory.
+        where = self.execution.working_directory
+        object.__setattr__(self, "artifacts", tuple(a.resolved(where) for a in self.artifacts))
 
     def step_views(self, judgement: Judgement) -> tuple[StepView, ...]:
         """``effective_steps`` of this execution."""

@@ -142,6 +142,9 @@ class StepflowTop(App):
         # the caller's clean-up runs after run() returns).
         loop.add_signal_handler(signal.SIGTERM, self.exit)
         self.now = self.clock()
+        if self.settings.theme in self.available_themes:
+            self.theme = self.settings.theme
+        self.watch(self, "theme", self._keep_theme, init=False)
         self.switch_mode("executions")
         self.set_interval(1.0, self._tick)
         if self.integrity_every:
@@ -155,6 +158,12 @@ class StepflowTop(App):
             self.post_message(SnapshotReady(first))
         else:  # none, or read for another view (a status filter from the settings)
             self.request_refresh(force=True)
+
+    def _keep_theme(self, theme: str) -> None:
+        """The theme chosen in the command palette sticks between sessions."""
+        if theme != self.settings.theme:
+            self.settings.theme = theme
+            self.settings.save()
 
     def on_unmount(self) -> None:
         self.hints.stop()

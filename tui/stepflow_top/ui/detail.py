@@ -53,6 +53,7 @@ class DetailScreen(Screen):
                 yield KeyedTable(STEP_COLUMNS, id="steps-table")
             with TabPane("Artifacts", id="artifacts"):
                 yield KeyedTable(ARTIFACT_COLUMNS, id="artifacts-table")
+                yield TextPanel(id="artifact-details")
             with TabPane("Env/metadata", id="info"):
                 with VerticalScroll():
                     yield TextPanel(id="info-text")
@@ -112,10 +113,11 @@ class DetailScreen(Screen):
                 cell(a.artifact_type or "—"),
                 cell(formatting.size(a.file_size) if a.file_size else "0 B"),
                 cell("yes" if a.exists else "missing", "" if a.exists else "yellow"),
-                cell(a.file_path),
+                cell(formatting.cut_middle(a.file_path, 60)),
             ])
             for a in detail.artifacts
         )
+        self._show_artifact(self.query_one("#artifacts-table", KeyedTable).cursor_key)
         self.query_one("#info-text", TextPanel).update(_info(detail))
         if not self._landed and detail.steps:
             self._landed = True
@@ -179,6 +181,33 @@ class DetailScreen(Screen):
     def on_data_table_row_selected(self, event: KeyedTable.RowSelected) -> None:
         if event.data_table.id == "steps-table":
             self.action_open_log()
+        elif event.data_table.id == "artifacts-table":
+            self._show_artifact(event.row_key.value)
+
+    def on_data_table_row_highlighted(self, event: KeyedTable.RowHighlighted) -> None:
+        if event.data_table.id == "artifacts-table":
+            self._show_artifact(event.row_key.value)
+
+    def _show_artifact(self, artifact_id: str | None) -> None:
+        """The artifact's whole path under the table (the Path column is cut), and
+        whether the file is there now."""
+        artifacts = self.detail.artifacts if self.detail else ()
+        artifact = next((a for a in artifacts if a.id == artifact_id), None)
+        panel = self.query_one("#artifact-details", TextPanel)
+        if artifact is None:
+            panel.update(cell("no artifacts" if not artifacts else "", "dim"))
+            return
+        text = Text()
+        text.append(f"{literal(artifact.name)}: ", "bold")
+        text.append(literal(artifact.file_path) or "(no path stored)")
+        if artifact.exists:
+            text.append("\n✓ the file exists", "green")
+        else:
+            text.append("\n✗ no file at this path now", "bold yellow")
+        if artifact.stored_path is not None:
+            text.append(f"\nstored as {literal(artifact.stored_path)}, relative to the "
+                        "execution's working directory", "dim")
+        panel.update(text)
 
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab

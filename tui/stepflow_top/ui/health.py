@@ -48,10 +48,16 @@ EVENT_WORDS = {
 }
 
 
+COMPACT_SIZE = (80, 24)  # columns, rows: smaller terminals get the one-column layout
+
+
 class HealthScreen(Screen):
     """Live database health; checks run off the UI thread on their own connection."""
 
     BINDINGS = [
+        # Also the App's key: bound here first so the footer shows it first, and a
+        # narrow terminal cuts the check keys instead (help lists them all).
+        Binding("question_mark,f1", "app.help", "Help", key_display="?"),
         Binding("c", "check('quick')", "quick_check"),
         Binding("I", "check('full')", "integrity_check"),
         Binding("C", "check('consistency')", "StepFlow checks"),
@@ -85,6 +91,12 @@ class HealthScreen(Screen):
 
     def on_mount(self) -> None:
         self.call_after_refresh(self._watch_app)
+
+    def on_resize(self, event) -> None:
+        """Below COMPACT_SIZE (columns, rows) the figures stack in one column and the
+        screen scrolls, so the checkpoint history keeps a usable height (app.tcss)."""
+        width, height = event.size
+        self.set_class(width < COMPACT_SIZE[0] or height < COMPACT_SIZE[1], "compact")
 
     def _watch_app(self) -> None:
         self.watch(self.app, "health", self._show_health)
@@ -190,7 +202,9 @@ class HealthScreen(Screen):
         self.app.cancel_checks()
 
     def action_tab(self, tab: str) -> None:
-        self.query_one(TabbedContent).active = tab
+        tabs = self.query_one(TabbedContent)
+        tabs.active = tab
+        tabs.scroll_visible(animate=False)  # below the figures on a compact screen
 
 
 def _wal_text(sample) -> Text:

@@ -53,6 +53,9 @@ class StoreBar(TextPanel):
         self.watch(self.app, "health", self._redraw)
         self.watch(self.app, "now", self._redraw)  # live runs can turn stalled
 
+    def on_resize(self) -> None:
+        self._redraw()
+
     def _redraw(self, _value=None) -> None:
         app = self.app
         snapshot = app.snapshot
@@ -66,7 +69,9 @@ class StoreBar(TextPanel):
             text.append(" ● LIVE ", "reverse bold green")
         if snapshot is not None and not snapshot.error:
             text.append(f"  journal={snapshot.journal_mode}")
-        text.append(f"  {literal(app.paths.database)}")
+        # The path is cut in the middle, so its file name stays in sight.
+        room = self.content_size.width - text.cell_len - 2
+        text.append(f"  {formatting.cut_middle(literal(app.paths.database), max(room, 12))}")
         text.append("\n")
         if snapshot is None:
             text.append("reading…", "dim")
