@@ -206,7 +206,7 @@ class LogScreen(Screen):
             errors, warnings = self._levels[Level.ERROR], self._levels[Level.WARNING]
             if errors or warnings:
                 parts.append((f"{errors} error, {warnings} warning lines (e/E)", ""))
-        parts.append((literal(self.path), ""))
+        parts.append((formatting.cut_middle(literal(self.path), 60), ""))
         text = Text(no_wrap=True, overflow="ellipsis", style="dim")
         for index, (part, style) in enumerate(parts):
             text.append(("  ·  " if index else "") + part, style)
