@@ -184,3 +184,26 @@ async def test_times_are_clock_times_today_dates_before_and_T_makes_them_relativ
     async with app.run_test(size=(120, 30)) as pilot:
         await until(pilot, lambda: table(app).row_count == 3)
         assert str(table(app).get_cell(table(app).cursor_key, "started")) == "Nov 21 19:55"
+
+
+async def test_the_view_state_says_when_a_sort_covers_only_the_newest_rows(
+        fixture_store, monkeypatch):
+    import stepflow_top.ui.executions as executions
+
+    monkeypatch.setattr(executions, "SORT_SCOPE", 2)  # the fixture's 3 rows are "many"
+    app = StepflowTop(locate_store(fixture_store), clock=lambda: FROZEN_NOW, watch=False)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await until(pilot, lambda: table(app).row_count == 3)
+        state = app.screen.query_one("#view-state")
+        assert "sorted within" not in str(state.render())  # by started: the whole store
+        await pilot.press("o")
+        await until(pilot, lambda: "sorted within the newest 2" in str(state.render()))
+
+
+def test_a_saved_sort_from_before_the_rename_still_loads(tmp_path):
+    from stepflow_top.live.settings import Settings
+
+    path = tmp_path / "settings.json"
+    path.write_text('{"sort": "newest", "status": "failed"}')
+    settings = Settings.load(path)
+    assert (settings.sort, settings.sort_reverse, settings.status) == ("started", False, "failed")
