@@ -50,14 +50,17 @@ from .writer import (
 class ViewRequest:
     """What the screens show, and so what a refresh must read.
 
-    ``limit`` executions, newest first, matching ``text`` and effective ``status`` (0:
-    none, for the change feed alone); ``execution_id`` is the execution whose detail
-    screen is open, if any.
+    ``limit`` executions, in ``sort`` order (a key of ``store.order.SORT_ORDERS``;
+    ``reverse`` flips it), matching the ``/`` filter ``text`` (``store.filters``) and
+    effective ``status`` (0: none, for the change feed alone); ``execution_id`` is the
+    execution whose detail screen is open, if any.
     """
 
     limit: int = 50
     text: str = ""
     status: Status | None = None
+    sort: str = "started"
+    reverse: bool = False
     execution_id: str | None = None
 
 
@@ -209,7 +212,7 @@ class Refresher:
             if request.limit:
                 window = self.reader.executions(
                     judgement, limit=request.limit, text=request.text or None,
-                    status=request.status)
+                    status=request.status, sort=request.sort, reverse=request.reverse)
             counts = Counts(
                 executions=self.tracker.executions,
                 steps=self.reader.count("steps") if tables else None,

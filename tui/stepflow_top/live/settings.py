@@ -16,19 +16,20 @@ from pathlib import Path
 
 from .state import settings_path
 
-SORTS = ("newest", "status", "name", "duration")
+SORTS = ("started", "status", "name", "user", "duration", "exit")
 MIN_INTERVAL, MAX_INTERVAL = 0.1, 3600.0  # seconds
 
 
 @dataclass
 class Settings:
-    """``sort``: the executions list's order (newest, status, name, duration);
+    """``sort``: the executions list's order (one of SORTS; ``sort_reverse`` flips it);
     ``status``: the effective-status filter word, or None; ``interval``: seconds of
     the fallback timer (or of polling) last chosen with +/-, or None; ``theme``: the
     Textual theme's name chosen in the command palette, or None (the App checks that
     it still exists)."""
 
-    sort: str = "newest"
+    sort: str = "started"
+    sort_reverse: bool = False
     status: str | None = None
     interval: float | None = None
     theme: str | None = None
@@ -42,6 +43,8 @@ class Settings:
         if not isinstance(data, dict):
             return cls()
         known = {f.name for f in fields(cls)}
+        if data.get("sort") == "newest":  # what "started" was called before
+            data["sort"] = "started"
         settings = cls(**{k: v for k, v in data.items() if k in known})
         return settings if settings._valid() else cls()
 
@@ -61,7 +64,7 @@ class Settings:
         in the range +/- can choose (a tiny one would spin a core)."""
         from ..store.models import Status
 
-        return (self.sort in SORTS
+        return (self.sort in SORTS and isinstance(self.sort_reverse, bool)
                 and (self.status is None or self.status in Status._value2member_map_)
                 and (self.theme is None or isinstance(self.theme, str))
                 and (self.interval is None or (

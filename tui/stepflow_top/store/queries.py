@@ -30,6 +30,8 @@ from .connection import (
     fetch_all,
     is_corruption,
 )
+from . import filters
+from .order import SORT_ORDERS, SORT_SCOPE, with_status
 from .locate import StorePaths
 from .models import (
     FINAL_EXECUTION,
@@ -73,11 +75,13 @@ class Window:
     stopped at its time budget after the newest ``searched`` rows (a filter that
     matches little must not scan a million rows per refresh: DESIGN.md promise 2).
     ``damaged_after``: a corrupt page stopped the read after that many rows.
+    ``sorted_scope``: the rows were sorted within the newest that many executions.
     """
 
     executions: tuple[Execution, ...]
     searched: int | None = None
     damaged_after: int | None = None
+    sorted_scope: int | None = None
 
 
 class StoreReader:
@@ -179,51 +183,68 @@ class StoreReader:
         limit: int = 100,
         text: str | None = None,
         status: Status | None = None,
+        sort: str = "started",
+        reverse: bool = False,
         budget_s: float = SEARCH_BUDGET_S,
     ) -> Window:
-        """The newest ``limit`` executions matching ``text`` (name, user, id or
-        command, case-insensitive substring) and effective ``status``.
+        """``limit`` executions matching the ``/`` filter ``text`` (``store.filters``:
+        qualifiers and free text; one that cannot be parsed is all free text) and
+        effective ``status`` (a ``status:`` qualifier wins), in ``sort`` order (a key of
+        SORT_ORDERS; ``reverse`` flips it).
 
-        Without a filter this is one indexed query. With one, the store is searched
-        newest first in slices of SEARCH_SLICE rows, each its own short statement (so
-        the writer gets a gap after each), until ``limit`` rows match, the store ends,
-        or ``budget_s`` seconds pass (then ``Window.searched`` says how far it got).
-        A live status is classified here, from the step rows and ``judgement``.
+        By started (the default), without a filter this is one indexed query; with
+        one, the store is searched newest first in slices of SEARCH_SLICE rows, each
+        its own short statement (so the writer gets a gap after each), until ``limit``
+        rows match, the store ends, or ``budget_s`` seconds pass (then
+        ``Window.searched`` says how far it got). Any other sort orders the newest
+        SORT_SCOPE rows (``sorted_scope``), in one statement: only created_at has an
+        index an ORDER BY can walk, and sorting a million rows per refresh is not
+        bounded work (DESIGN.md promise 2). A live status is classified here, from the
+        step rows and ``judgement``.
         """
-        if not text and status is None:
+        try:
+            wanted = filters.parse(text, judgement.now)
+        except filters.FilterError:
+            wanted = filters.Filter(words=tuple((text or "").split()))
+        status = wanted.status or status
+        if sort != "started" and sort in SORT_ORDERS:
+            return self._sorted(judgement, wanted, status, sort, reverse, limit)
+        if not wanted and status is None and not reverse:
             return self._newest(limit)
-        where, params = [], []
-        if text:
-            like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            where.append(
-                "(name LIKE ? ESCAPE '\\' OR user_name LIKE ? ESCAPE '\\' "
-                "OR id LIKE ? ESCAPE '\\' OR command LIKE ? ESCAPE '\\')"
-            )
-            params += [like] * 4
-        if status is not None:
-            if status.value in FINAL_EXECUTION:
-                where.append("lower(status) = ?")
-                params.append(status.value)
-            else:
-                where.append(f"lower(status) IN {LIVE_STATUSES}")
-        condition = " AND ".join(where)
+        return self._search(judgement, wanted, status, reverse, limit, budget_s)
+
+    def _search(self, judgement: Judgement, wanted: filters.Filter, status: Status | None,
+                reverse: bool, limit: int, budget_s: float) -> Window:
+        """The slice search of ``executions`` (newest first; oldest first when
+        ``reverse``). ``since`` bounds the walk itself, so it ends at that time."""
+        condition, params = wanted.where()
+        condition, params = with_status(condition, params, status)
         live = status is not None and status.value not in FINAL_EXECUTION
+        way, before = ("ASC", ">") if reverse else ("DESC", "<")
         found: list[Execution] = []
         cursor: tuple[str, int] | None = None
         searched = 0
         deadline = time.monotonic() + budget_s
         while True:
             started = time.monotonic()
-            after, bounds = "", []
+            ranges, bounds = [], []
+            if wanted.since is not None:
+                ranges.append("created_at >= ?")
+                bounds.append(wanted.since.isoformat())
             if cursor is not None:
-                after = "WHERE created_at < ? OR (created_at = ? AND rowid < ?)"
-                bounds = [cursor[0], cursor[0], cursor[1]]
+                ranges.append(f"(created_at {before} ? OR (created_at = ? AND rowid {before} ?))")
+                bounds += [cursor[0], cursor[0], cursor[1]]
+            after = ("WHERE " + " AND ".join(ranges)) if ranges else ""
             scanned = self._rows(
                 f"SELECT rowid, created_at, {condition} FROM executions {after} "
-                "ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                f"ORDER BY created_at {way}, rowid {way} LIMIT ?",
                 [*params, *bounds, SEARCH_SLICE])
             searched += len(scanned)
-            hits = self._by_rowid([r[0] for r in scanned if r[2]])
+            # Read no more rows than can still be shown (a live status may drop some).
+            matched = [r[0] for r in scanned if r[2]]
+            hits = self._by_rowid(matched if live else matched[:limit - len(found)])
+            if reverse:
+                hits.reverse()
             if live:
                 hits = [e for e in hits if e.effective_status(judgement) == status]
             found += hits
@@ -235,6 +256,30 @@ class StoreReader:
             # No statement, and so no snapshot, between slices: a gap as long as the
             # slice took lets a waiting checkpoint through (SQLITE_WAL.md §5).
             time.sleep(time.monotonic() - started)
+
+    def _sorted(self, judgement: Judgement, wanted: filters.Filter, status: Status | None,
+                sort: str, reverse: bool, limit: int) -> Window:
+        """The newest SORT_SCOPE rows, filtered and ordered by ``sort`` in one statement
+        (a temporary b-tree of at most SORT_SCOPE rows)."""
+        condition, params = wanted.where()
+        condition, params = with_status(condition, params, status)
+        live = status is not None and status.value not in FINAL_EXECUTION
+        # isoformat() is digits, '-', ':', 'T' and '.': safe as a literal.
+        now = f"'{judgement.now.isoformat()}'"
+        order = ", ".join(
+            f"{expr.replace(':now', now)} {'DESC' if descending != reverse else 'ASC'}"
+            for expr, descending in SORT_ORDERS[sort])
+        # A live status is judged after the read: its rows are few, so read them all.
+        cut = "" if live else "LIMIT ?"
+        rows = self._rows(
+            f"SELECT {self._select['executions']} FROM (SELECT * FROM executions "
+            "ORDER BY created_at DESC, rowid DESC LIMIT ?) "
+            f"WHERE {condition} ORDER BY {order} {cut}",
+            [SORT_SCOPE, *params, *([] if live else [limit])])
+        found = self._with_steps([execution_row(r) for r in rows])
+        if live:
+            found = [e for e in found if e.effective_status(judgement) == status]
+        return Window(tuple(found[:limit]), sorted_scope=SORT_SCOPE)
 
     def _newest(self, limit: int) -> Window:
         """The newest ``limit`` executions. When a page they need is corrupt, the most
@@ -438,3 +483,4 @@ class StoreReader:
             except (OSError, OverflowError, ValueError):  # gone, or a time past year 9999
                 continue
         return times
+

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import humanize
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Input
+from textual.widgets import DataTable, Footer, Input
 
 from .. import formatting
-from ..settings import SORTS
+from ..live.settings import SORTS
+from ..store import filters
 from ..store.models import FINAL_EXECUTION, Execution, Judgement, Status
+from ..store.order import SORT_SCOPE
 from ..store.text import literal
 from .messages import OpenExecution
 from .widgets import KeyedTable, StoreBar, TextPanel, cell
@@ -22,9 +25,7 @@ COLUMNS = (
 )
 STATUS_CYCLE = (None, Status.RUNNING, Status.STALLED, Status.LOST, Status.FAILED,
                 Status.COMPLETED, Status.CANCELLED)
-LIVE_FIRST = {s: i for i, s in enumerate((Status.RUNNING, Status.STALLED, Status.LOST,
-                                           Status.FAILED, Status.CANCELLED, Status.COMPLETED,
-                                           Status.UNKNOWN))}
+LABELS = dict(COLUMNS)
 
 PAGE = 50
 # Status, user, started, duration, steps and exit, with two cells of padding per
@@ -41,13 +42,18 @@ class ExecutionsScreen(Screen):
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("s", "cycle_status", "Status"),
         Binding("o", "cycle_sort", "Sort"),
+        Binding("O", "reverse_sort", "Reverse", show=False),
+        Binding("T", "toggle_relative", "Relative times", show=False),
         Binding("F", "toggle_follow", "Follow"),
         Binding("y", "copy_id", "Copy id", show=False),
     ]
 
     def __init__(self) -> None:
         super().__init__()
-        self.sort = "newest"
+        self.sort = "started"
+        self.reverse = False
+        self.relative = False  # T: "3 minutes ago" instead of clock times
+        self.filter_error: str | None = None
         self.follow = True  # the newest run under the cursor until the reader moves
         self.name_width, self.step_width = 28, 24
 
@@ -60,7 +66,8 @@ class ExecutionsScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield StoreBar(id="bar")
-        yield Input(placeholder="filter by name, user, id or command — Enter keeps, Esc clears",
+        yield Input(placeholder="name, id, command or tag text; user: tag: status: since:1h "
+                    "— Enter keeps, Esc clears",
                     id="filter", classes="hidden")
         yield TextPanel(id="view-state")
         yield KeyedTable(COLUMNS, id="executions")
@@ -70,6 +77,9 @@ class ExecutionsScreen(Screen):
     def on_mount(self) -> None:
         if self.app.settings.sort in SORTS:
             self.sort = self.app.settings.sort
+            self.reverse = self.app.settings.sort_reverse
+        self._mark_sorted_column()
+        self.app.set_request(sort=self.sort, reverse=self.reverse)
         self.watch(self.app, "snapshot", self._show)
         self.watch(self.app, "now", self._tick)
         self._show_view_state()
@@ -85,8 +95,8 @@ class ExecutionsScreen(Screen):
         if snapshot is None:
             return
         judgement = self.app.judgement()
-        executions = self._sorted(list(snapshot.executions), judgement)
-        newest = snapshot.executions[0].id if self.follow and snapshot.executions else None
+        executions = snapshot.executions  # in the requested order: sorted in the database
+        newest = executions[0].id if self.follow and executions else None
         self.table.show_rows(((e.id, self._cells(e, judgement)) for e in executions),
                              follow=newest)
         empty = self.query_one("#empty", TextPanel)
@@ -104,8 +114,8 @@ class ExecutionsScreen(Screen):
     def _tick(self, _now=None) -> None:
         """Time passed: only executions that are not final show times that move."""
         snapshot = self.app.snapshot
-        if snapshot is None or self.sort == "duration":
-            self._show()
+        if snapshot is None or self.relative:
+            self._show()  # relative times move on every row
             return
         judgement = self.app.judgement()
         self.table.update_rows(
@@ -123,7 +133,7 @@ class ExecutionsScreen(Screen):
             cell(label, self.table.status_style(status.value)),
             cell(e.name, width=self.name_width),
             cell(e.user_name, width=8),
-            cell(formatting.clock_time(e.start, now)),
+            cell(self._time(e, now)),
             cell(formatting.duration(e.duration(judgement))),
             cell(formatting.progress(*e.progress)),
             cell(e.current_step, width=self.step_width),
@@ -131,27 +141,44 @@ class ExecutionsScreen(Screen):
                  "bold red" if e.exit_code not in (None, 0) else ""),
         ]
 
-    def _sorted(self, executions: list[Execution], judgement: Judgement) -> list[Execution]:
-        if self.sort == "status":
-            executions.sort(key=lambda e: LIVE_FIRST[e.effective_status(judgement)])
-        elif self.sort == "name":
-            executions.sort(key=lambda e: e.name.lower())
-        elif self.sort == "duration":
-            executions.sort(key=lambda e: -(e.duration(judgement) or 0.0))
-        return executions
+    def _time(self, e: Execution, now) -> str:
+        if self.relative and e.start is not None:
+            return humanize.naturaltime(now - e.start)
+        return formatting.clock_time(e.start, now)
+
+    def _mark_sorted_column(self) -> None:
+        """▼/▲ on the sorted column's header (▼: the order's first sense, e.g. newest
+        first; ▲ reversed)."""
+        table = self.table
+        for key, label in COLUMNS:
+            text = Text(label + (" ▲" if self.reverse else " ▼") if key == self.sort else label)
+            column = table.columns[key]  # type: ignore[index]
+            column.label = text
+            column.content_width = max(column.content_width, text.cell_len)
+        table._clear_caches()  # the header row is cached like any other
+        table.refresh(layout=True)
 
     def _show_view_state(self) -> None:
         request = self.app.request
-        parts = [f"sort: {self.sort}"]
+        parts = [f"sort: {self.sort}{' reversed' if self.reverse else ''}"]
         if request.status:
             parts.append(f"status: {request.status.label}")
         if request.text:
-            parts.append(f"filter: {request.text}")
+            try:
+                wanted = filters.parse(request.text, self.app.judgement().now)
+                parts.append(f"filter: {wanted.describe()}")
+            except filters.FilterError:
+                parts.append(f"filter: {request.text}")
         if self.follow:
             parts.append("following newest")
         parts.append(f"showing up to {request.limit}")
         text = cell("  ·  ".join(parts), "dim")
         snapshot = self.app.snapshot
+        if self.filter_error:
+            text.append(f"  ·  {self.filter_error}", "yellow")
+        if (snapshot is not None and self.sort != "started"
+                and (snapshot.counts.executions or 0) > SORT_SCOPE):
+            text.append(f"  ·  sorted within the newest {SORT_SCOPE:,}", "yellow")
         if snapshot is not None and snapshot.searched is not None:
             text.append(f"  ·  searched the newest {snapshot.searched:,} (time limit)", "yellow")
         if snapshot is not None and snapshot.damaged_after is not None:
@@ -192,7 +219,16 @@ class ExecutionsScreen(Screen):
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
-        self.app.set_request(text=event.value.strip())
+        # A qualifier being typed ("since:1") may not parse yet: keep the last good
+        # filter and say what is wrong.
+        text = event.value.strip()
+        try:
+            filters.parse(text, self.app.now)
+        except filters.FilterError as exc:
+            self.filter_error = str(exc)
+        else:
+            self.filter_error = None
+            self.app.set_request(text=text)
         self._show_view_state()
 
     @on(Input.Submitted, "#filter")
@@ -203,6 +239,7 @@ class ExecutionsScreen(Screen):
         field = self.query_one("#filter", Input)
         field.value = ""
         field.add_class("hidden")
+        self.filter_error = None
         self.app.set_request(text="", status=None)
         self._show_view_state()
         self.table.focus()
@@ -213,10 +250,27 @@ class ExecutionsScreen(Screen):
         self._show_view_state()
 
     def action_cycle_sort(self) -> None:
-        self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
-        self.app.settings.sort = self.sort
+        self._sort_by(SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)], reverse=False)
+
+    def action_reverse_sort(self) -> None:
+        self._sort_by(self.sort, reverse=not self.reverse)
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        key = event.column_key.value
+        if key in SORTS:  # a second click on the sorted column reverses it
+            self._sort_by(key, reverse=not self.reverse if key == self.sort else False)
+
+    def _sort_by(self, sort: str, *, reverse: bool) -> None:
+        """Ask the database for this order; it sticks between sessions."""
+        self.sort, self.reverse = sort, reverse
+        self.app.settings.sort, self.app.settings.sort_reverse = sort, reverse
         self.app.settings.save()
+        self._mark_sorted_column()
+        self.app.set_request(sort=sort, reverse=reverse)
         self._show_view_state()
+
+    def action_toggle_relative(self) -> None:
+        self.relative = not self.relative
         self._show()
 
     def action_toggle_follow(self) -> None:
