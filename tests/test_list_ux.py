@@ -16,7 +16,6 @@ from stepflow_top.ui.app import StepflowTop
 from test_app import table
 
 
-
 def add_runs(store, runs) -> None:
     """Insert finished executions (name, user, exit code, created_at, seconds, tags)."""
     with sqlite3.connect(store / "database" / "stepflow.db") as conn:

@@ -7,7 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Callable
 
-from ..live.refresher import Refresher, ViewRequest
+from ..live.refresher import Refresher
+from ..live.settings import Settings
 from ..store.locate import StorePaths
 
 
@@ -19,7 +20,9 @@ def run_app(paths: StorePaths, args: argparse.Namespace,
     # rows are ready when the screen is.
     refresher = Refresher(paths, stall_after=args.stall_after, writer_tz=args.writer_tz)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        first = pool.submit(refresher.refresh, ViewRequest(), datetime.now(), force=True)
+        # The saved view, so the App can show this first snapshot as it is.
+        first = pool.submit(refresher.refresh, Settings.load().view_request(), datetime.now(),
+                            force=True)
         from ..ui.app import StepflowTop
 
     app = StepflowTop(

@@ -14,6 +14,8 @@ import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from ..store.models import Status
+from .refresher import ViewRequest
 from .state import settings_path
 
 SORTS = ("started", "status", "name", "user", "duration", "exit")
@@ -47,6 +49,12 @@ class Settings:
             data["sort"] = "started"
         settings = cls(**{k: v for k, v in data.items() if k in known})
         return settings if settings._valid() else cls()
+
+    def view_request(self) -> ViewRequest:
+        """What the executions list shows at start: the saved sort and status filter
+        (validated on load, so the word is a Status)."""
+        return ViewRequest(status=Status(self.status) if self.status else None,
+                           sort=self.sort, reverse=self.sort_reverse)
 
     def save(self, path: Path | None = None) -> None:
         """Write atomically (a temporary file renamed over the old one)."""

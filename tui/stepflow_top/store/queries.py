@@ -22,6 +22,7 @@ from typing import Iterable, Iterator, Sequence
 
 import sqlite_utils
 
+from . import filters
 from .connection import (
     StoreDamaged,
     StoreUnavailable,
@@ -30,8 +31,6 @@ from .connection import (
     fetch_all,
     is_corruption,
 )
-from . import filters
-from .order import SORT_ORDERS, SORT_SCOPE, with_status
 from .locate import StorePaths
 from .models import (
     FINAL_EXECUTION,
@@ -46,6 +45,7 @@ from .models import (
     effective_steps,
     local_offset,
 )
+from .order import SORT_ORDERS, SORT_SCOPE, with_status
 from .rows import (
     ARTIFACT_COLUMNS,
     EXECUTION_COLUMNS,

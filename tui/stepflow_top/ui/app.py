@@ -33,7 +33,7 @@ from ..live.refresher import Refresher, StoreSnapshot, ViewRequest
 from ..live.schedule import FRAME_INTERVAL, ROLLBACK_INTERVAL, RefreshScheduler
 from ..live.settings import Settings
 from ..store.locate import StorePaths
-from ..store.models import Judgement, Status
+from ..store.models import Judgement
 from ..store.text import literal
 from .commands import ExecutionCommands
 from .detail import DetailScreen
@@ -56,13 +56,6 @@ if TYPE_CHECKING:  # the check runners load when a check runs, not at start-up
     from ..live.checks import CheckReport
 
 REFRESH_STEPS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # seconds, chosen with +/-
-
-
-def _status(word: str | None) -> Status | None:
-    try:
-        return Status(word) if word else None
-    except ValueError:
-        return None
 
 
 class StepflowTop(App):
@@ -121,7 +114,7 @@ class StepflowTop(App):
         self._first_snapshot = first_snapshot
         self._on_hang_up = on_hang_up
         self.settings = Settings.load()
-        self.request = ViewRequest(status=_status(self.settings.status))
+        self.request = self.settings.view_request()
         if self.settings.interval and interval_from_settings:
             fallback = self.settings.interval
         self.hints = Hints([paths.database_dir], fallback=fallback, poll=poll)

@@ -149,14 +149,9 @@ class ExecutionsScreen(Screen):
     def _mark_sorted_column(self) -> None:
         """▼/▲ on the sorted column's header (▼: the order's first sense, e.g. newest
         first; ▲ reversed)."""
-        table = self.table
-        for key, label in COLUMNS:
-            text = Text(label + (" ▲" if self.reverse else " ▼") if key == self.sort else label)
-            column = table.columns[key]  # type: ignore[index]
-            column.label = text
-            column.content_width = max(column.content_width, text.cell_len)
-        table._clear_caches()  # the header row is cached like any other
-        table.refresh(layout=True)
+        self.table.relabel({
+            key: Text(label + (" ▲" if self.reverse else " ▼") if key == self.sort else label)
+            for key, label in COLUMNS})
 
     def _show_view_state(self) -> None:
         request = self.app.request

@@ -21,10 +21,10 @@ class KeyedTable(StatusColours, DataTable):
     ``show_rows`` removes rows whose key is gone, updates only the cells that
     changed, adds new rows and puts them in the given order, all inside one
     ``batch_update`` and with the cursor kept on the same key, so rows never jump
-    under the reader's cursor. Everything goes through DataTable's public API;
-    the one place that depends on how ``update_cell`` repaints is
-    ``_set_cells_repainting_row`` (tests/test_keyed_table.py fails when a Textual
-    release changes it).
+    under the reader's cursor. Everything goes through DataTable's public API but
+    two places: ``_set_cells_repainting_row`` depends on how ``update_cell`` repaints
+    (tests/test_keyed_table.py fails when a Textual release changes it), and
+    ``relabel`` clears the header's render cache (tests/test_list_ux.py).
 
     The table carries its own movement keys (j/k, g/G, Home/End go to the first and
     last row), so screens forward nothing, and posts ``NearEnd`` when the reader
@@ -174,6 +174,18 @@ class KeyedTable(StatusColours, DataTable):
         if self._row_only is not None and not (regions or layout or recompose):
             return self
         return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
+
+    def relabel(self, labels: dict[str, Text]) -> None:
+        """New header labels by column key (a sort marker). DataTable has no public
+        way to change a label: the Column's ``label`` is set and the header's render
+        cache cleared (``_clear_caches``, the second internal this class touches;
+        tests/test_list_ux.py fails when a Textual upgrade changes it)."""
+        for key, text in labels.items():
+            column = self.columns[key]  # type: ignore[index]
+            column.label = text
+            column.content_width = max(column.content_width, text.cell_len)
+        self._clear_caches()
+        self.refresh(layout=True)
 
     def _order(self, keys: list[str]) -> None:
         if [row.key.value for row in self.ordered_rows] == keys:
