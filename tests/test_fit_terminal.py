@@ -141,3 +141,28 @@ async def test_a_theme_that_no_longer_exists_gives_the_default(fixture_store):
         assert app.theme in app.available_themes and app.theme != "gone-theme"
     settings_path().write_text('{"sort": "name", "theme": 3}')  # not a name: the defaults
     assert Settings.load() == Settings()
+
+
+@pytest.mark.parametrize("width", [80, 120])
+async def test_the_exit_column_stays_on_screen(fixture_store, width):
+    import sqlite3
+
+    from conftest import FROZEN_NOW, until
+    from stepflow_top.store.locate import locate_store
+    from stepflow_top.ui.app import StepflowTop
+    from stepflow_top.ui.widgets import KeyedTable
+
+    with sqlite3.connect(fixture_store / "database" / "stepflow.db") as conn:
+        conn.execute("UPDATE executions SET status='failed', exit_code=-15, "
+                     "completed_at=created_at, created_at='2026-11-20T10:00:00' "
+                     "WHERE name='nightly-etl'")  # a cancel, on an older day (a date shows)
+    conn.close()
+    app = StepflowTop(locate_store(fixture_store), clock=lambda: FROZEN_NOW, watch=False)
+    async with app.run_test(size=(width, 24)) as pilot:
+        table = await until(pilot, lambda: app.screen.query_one(KeyedTable).row_count == 3
+                            and app.screen.query_one(KeyedTable))
+        await pilot.pause()
+        used = sum(c.get_render_width(table) for c in table.columns.values())
+        assert used <= table.scrollable_content_region.width, (used, table.size.width)
+        assert str(table.get_cell(next(k for k in table.rows if str(
+            table.get_cell(k, "name")).startswith("nigh")), "exit")) == "-15"

@@ -30,7 +30,9 @@ LABELS = dict(COLUMNS)
 PAGE = 50
 # Status, user, started, duration, steps and exit, with two cells of padding per
 # column and the scrollbar: what is left goes to the name and current step.
-FIXED_WIDTH = 11 + 8 + 8 + 7 + 5 + 4 + 2 * len(COLUMNS) + 3
+# Status "✓ completed*", User, Started "Nov 21 19:55", Duration, Steps, Exit "-15",
+# cell padding, scrollbar: everything but the name and the current step.
+FIXED_WIDTH = 12 + 8 + 12 + 8 + 5 + 4 + 2 * len(COLUMNS) + 3
 
 
 class ExecutionsScreen(Screen):
@@ -58,8 +60,11 @@ class ExecutionsScreen(Screen):
         self.name_width, self.step_width = 28, 24
 
     def on_resize(self) -> None:
-        spare = max(16, self.size.width - FIXED_WIDTH)
-        widths = (min(40, spare * 3 // 5), min(32, spare - spare * 3 // 5))
+        # The current step gives way first and the name last, so a narrow window never
+        # pushes Exit off screen (80 columns: name 8, step 4).
+        spare = max(10, self.size.width - FIXED_WIDTH)
+        step = max(4, min(32, (spare - 10) // 2))
+        widths = (max(6, min(40, spare - step)), step)
         if widths != (self.name_width, self.step_width):
             self.name_width, self.step_width = widths
             self._show()
