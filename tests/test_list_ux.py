@@ -206,3 +206,36 @@ def test_a_saved_sort_from_before_the_rename_still_loads(tmp_path):
     path.write_text('{"sort": "newest", "status": "failed"}')
     settings = Settings.load(path)
     assert (settings.sort, settings.sort_reverse, settings.status) == ("started", False, "failed")
+
+
+async def test_a_new_view_starts_at_the_top_unless_the_selected_run_is_in_it(fixture_store):
+    import sqlite3
+
+    from stepflow_top.store.locate import locate_store
+    from stepflow_top.ui.app import StepflowTop
+    from stepflow_top.ui.widgets import KeyedTable
+
+    from conftest import FROZEN_NOW, until
+
+    with sqlite3.connect(fixture_store / "database" / "stepflow.db") as conn:
+        conn.executemany(
+            "INSERT INTO executions (id, name, command, status, created_at) "
+            "VALUES (?, ?, 'x', 'completed', ?)",
+            [(f"extra-{n}", f"extra-{n}", f"2026-11-21T19:00:0{n}") for n in range(5)])
+    conn.close()
+    nightly = "9705a5e2-0bff-4e5d-8f54-4c5a2ee9e36b"
+    app = StepflowTop(locate_store(fixture_store), clock=lambda: FROZEN_NOW, watch=False)
+    async with app.run_test(size=(120, 30)) as pilot:
+        table = await until(pilot, lambda: app.screen.query_one(KeyedTable).row_count == 8
+                            and app.screen.query_one(KeyedTable))
+        await pilot.press("j", "j")
+        assert table.cursor_key == nightly
+        await pilot.press("o")  # by status: nightly-etl is still in the result
+        await until(pilot, lambda: app.snapshot.request.sort == "status")
+        await pilot.pause()
+        assert table.cursor_key == nightly
+        await pilot.press("slash", *"extra", "enter")  # a result without it
+        await until(pilot, lambda: app.snapshot.request.text == "extra"
+                    and table.row_count == 5)
+        await pilot.pause()
+        assert table.cursor_row == 0

@@ -11,6 +11,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input
 
 from .. import formatting
+from ..live.refresher import ViewRequest
 from ..live.settings import SORTS
 from ..store import filters
 from ..store.models import FINAL_EXECUTION, Execution, Judgement, Status
@@ -58,6 +59,7 @@ class ExecutionsScreen(Screen):
         self.filter_error: str | None = None
         self.follow = True  # the newest run under the cursor until the reader moves
         self.name_width, self.step_width = 28, 24
+        self._new_view: ViewRequest | None = None  # asked for, its rows not shown yet
 
     def on_resize(self) -> None:
         # The current step gives way first and the name last, so a narrow window never
@@ -102,8 +104,17 @@ class ExecutionsScreen(Screen):
         judgement = self.app.judgement()
         executions = snapshot.executions  # in the requested order: sorted in the database
         newest = executions[0].id if self.follow and executions else None
+        # The first rows of a new filter, status filter or sort: the view starts at the
+        # top, unless the selected run is still in the result (it stays on it).
+        new_view = self._new_view is not None and snapshot.request == self._new_view
+        kept = self.table.cursor_key in {e.id for e in executions}
         self.table.show_rows(((e.id, self._cells(e, judgement)) for e in executions),
                              follow=newest)
+        if new_view:
+            self._new_view = None
+            if not kept and self.table.row_count:
+                self.table.move_cursor(row=0, animate=False)
+                self.table.scroll_home(animate=False)
         empty = self.query_one("#empty", TextPanel)
         if snapshot.error:
             empty.update(Text(f"Waiting: {snapshot.error}.\nThe screen fills in by itself "
@@ -228,7 +239,7 @@ class ExecutionsScreen(Screen):
             self.filter_error = str(exc)
         else:
             self.filter_error = None
-            self.app.set_request(text=text)
+            self._change_view(text=text)
         self._show_view_state()
 
     @on(Input.Submitted, "#filter")
@@ -240,13 +251,13 @@ class ExecutionsScreen(Screen):
         field.value = ""
         field.add_class("hidden")
         self.filter_error = None
-        self.app.set_request(text="", status=None)
+        self._change_view(text="", status=None)
         self._show_view_state()
         self.table.focus()
 
     def action_cycle_status(self) -> None:
         current = STATUS_CYCLE.index(self.app.request.status)
-        self.app.set_request(status=STATUS_CYCLE[(current + 1) % len(STATUS_CYCLE)])
+        self._change_view(status=STATUS_CYCLE[(current + 1) % len(STATUS_CYCLE)])
         self._show_view_state()
 
     def action_cycle_sort(self) -> None:
@@ -266,8 +277,13 @@ class ExecutionsScreen(Screen):
         self.app.settings.sort, self.app.settings.sort_reverse = sort, reverse
         self.app.settings.save()
         self._mark_sorted_column()
-        self.app.set_request(sort=sort, reverse=reverse)
+        self._change_view(sort=sort, reverse=reverse)
         self._show_view_state()
+
+    def _change_view(self, **changes) -> None:
+        """Ask for another view; its first rows start at the top (see ``_show``)."""
+        self.app.set_request(**changes)
+        self._new_view = self.app.request
 
     def action_toggle_relative(self) -> None:
         self.relative = not self.relative
