@@ -211,11 +211,10 @@ def test_a_saved_sort_from_before_the_rename_still_loads(tmp_path):
 async def test_a_new_view_starts_at_the_top_unless_the_selected_run_is_in_it(fixture_store):
     import sqlite3
 
+    from conftest import FROZEN_NOW, until
     from stepflow_top.store.locate import locate_store
     from stepflow_top.ui.app import StepflowTop
     from stepflow_top.ui.widgets import KeyedTable
-
-    from conftest import FROZEN_NOW, until
 
     with sqlite3.connect(fixture_store / "database" / "stepflow.db") as conn:
         conn.executemany(
@@ -239,3 +238,38 @@ async def test_a_new_view_starts_at_the_top_unless_the_selected_run_is_in_it(fix
                     and table.row_count == 5)
         await pilot.pause()
         assert table.cursor_row == 0
+
+
+async def test_go_anywhere_finds_a_run_that_is_not_loaded(fixture_store):
+    import sqlite3
+
+    from conftest import FROZEN_NOW, until
+    from stepflow_top.store.locate import locate_store
+    from stepflow_top.ui.app import StepflowTop
+    from stepflow_top.ui.detail import DetailScreen
+    from stepflow_top.ui.widgets import KeyedTable
+    from textual.command import CommandPalette
+
+    with sqlite3.connect(fixture_store / "database" / "stepflow.db") as conn:
+        conn.execute("INSERT INTO executions (id, name, command, status, created_at) "
+                     "VALUES ('ancient-0001', 'ancient-backup', 'x', 'completed', "
+                     "'2026-01-01T00:00:00')")
+        conn.executemany(
+            "INSERT INTO executions (id, name, command, status, created_at) "
+            "VALUES (?, ?, 'x', 'completed', ?)",
+            [(f"filler-{n}", f"filler-{n}", f"2026-11-20T10:{n // 60:02d}:{n % 60:02d}")
+             for n in range(80)])
+    conn.close()
+    app = StepflowTop(locate_store(fixture_store), clock=lambda: FROZEN_NOW, watch=False)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await until(pilot, lambda: app.screen.query_one(KeyedTable).row_count == 50)
+        assert "ancient-0001" not in app.screen.query_one(KeyedTable).rows  # not loaded
+        await pilot.press("colon")
+        await until(pilot, lambda: isinstance(app.screen, CommandPalette))
+        await pilot.press(*"ancient")
+        await until(pilot, lambda: "ancient-backup" in str(
+            app.screen.query_one("CommandList").get_option_at_index(0).prompt)
+            if app.screen.query_one("CommandList").option_count else False)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen)
+                    and app.screen.execution_id == "ancient-0001")

@@ -69,6 +69,7 @@ class StepflowTop(App):
     BINDINGS = [
         Binding("q", "quit", "Quit"),
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
+        Binding("colon", "go_to", "Go to an execution", show=False, key_display=":"),
         Binding("1", "switch_mode('executions')", "Executions", show=False),
         Binding("2", "switch_mode('health')", "Health"),
         Binding("question_mark,f1", "help", "Help", key_display="?"),
@@ -393,6 +394,10 @@ class StepflowTop(App):
         self.push_screen(LogScreen(message.execution, message.step, message.path))
 
     # -- actions -----------------------------------------------------------
+    def action_go_to(self) -> None:
+        """``:`` as in k9s: the command palette, which finds any execution in the store."""
+        self.action_command_palette()
+
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.screen))
