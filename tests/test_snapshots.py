@@ -148,7 +148,7 @@ def fixed_health():
 
 def test_health_screen(snap_compare, app):
     state = fixed_health()
-    app.health_monitor.sample = lambda journal_mode=None: state
+    app.health_monitor.sample = lambda journal_mode=None, taken=None: state
 
     async def ready(pilot):
         await settle(pilot, lambda: rows(app, "#executions") == 3)

@@ -22,6 +22,7 @@ from typing import AsyncIterator
 from ..store.connection import StoreUnavailable
 from ..store.locate import StorePaths
 from ..store.models import DEFAULT_STALL_AFTER
+from ..wal.probe import WalSample
 from .health import HealthMonitor
 from .hints import FEED_STEP_MS, Hints
 from .refresher import Refresher, StoreSnapshot, ViewRequest
@@ -136,7 +137,7 @@ async def _watch(paths: StorePaths, refresher: Refresher, health: HealthMonitor,
         writer = snapshot.writer
         for event in snapshot.events:
             yield event
-        for event in health_events(health, snapshot.journal_mode):
+        for event in health_events(health, snapshot.journal_mode, snapshot.sample):
             yield event
 
 
@@ -144,9 +145,11 @@ def _pids(writer: WriterState) -> list[int]:
     return [h.pid for h in writer.holders]
 
 
-def health_events(health: HealthMonitor, journal_mode: str) -> list[dict]:
-    """Event dicts for checkpoint events and newly raised warnings of one new sample."""
-    state = health.sample(journal_mode)
+def health_events(health: HealthMonitor, journal_mode: str,
+                  taken: WalSample | None = None) -> list[dict]:
+    """Event dicts for checkpoint events and newly raised warnings of one new sample
+    (``taken``: the refresh's own, when it took one)."""
+    state = health.sample(journal_mode, taken)
     events = []
     for event in state.new_events:
         line = event.to_dict()

@@ -63,16 +63,19 @@ class HealthMonitor:
         self._lock = threading.Lock()  # sample() in a worker thread, close() from the UI
         self._closed = False
 
-    def sample(self, journal_mode: str | None = None) -> HealthState:
-        """Take one sample; never raises (a probe failure becomes ``error``)."""
+    def sample(self, journal_mode: str | None = None,
+               taken: WalSample | None = None) -> HealthState:
+        """One reading; ``taken`` is a probe sample just taken by the refresher (the
+        probe's idle process takes 6-8 ms to wake, so a refresh's sample is not taken
+        twice), else the probe is asked. Never raises (a probe failure is ``error``)."""
         with self._lock:
             if self._closed:
                 return HealthState(None, error="closed")
-            return self._sample(journal_mode)
+            return self._sample(journal_mode, taken)
 
-    def _sample(self, journal_mode: str | None) -> HealthState:
+    def _sample(self, journal_mode: str | None, taken: WalSample | None) -> HealthState:
         try:
-            sample = self.probe.sample(self.database)
+            sample = taken or self.probe.sample(self.database)
         except ProbeError as exc:
             return HealthState(None, error=f"cannot read the WAL state: {exc}")
         new = tuple(self.history.observe(sample))

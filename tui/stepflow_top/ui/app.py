@@ -198,19 +198,21 @@ class StepflowTop(App):
                 self._held = message.snapshot
             else:
                 self.snapshot = message.snapshot
-        self._request_health()
+        self._request_health(message.snapshot.sample if message.snapshot else None)
 
     # -- health --------------------------------------------------------------
-    def _request_health(self) -> None:
+    def _request_health(self, taken=None) -> None:
+        """A health reading after each refresh, from the refresh's own probe sample
+        when it took one."""
         if not self._sampling:
             self._sampling = True
             snapshot = self.snapshot
             journal = None if snapshot is None or snapshot.error else snapshot.journal_mode
-            self._sample_health(journal)
+            self._sample_health(journal, taken)
 
     @work(thread=True, group="health", exit_on_error=False)
-    def _sample_health(self, journal_mode: str | None) -> None:
-        self.post_message(HealthReady(self.health_monitor.sample(journal_mode)))
+    def _sample_health(self, journal_mode: str | None, taken) -> None:
+        self.post_message(HealthReady(self.health_monitor.sample(journal_mode, taken)))
 
     def on_health_ready(self, message: HealthReady) -> None:
         self._sampling = False
