@@ -84,6 +84,7 @@ class StepflowTop(App):
     snapshot: var[StoreSnapshot | None] = var(None, always_update=True)
     now: var[datetime] = var(datetime.now)
     paused: var[bool] = var(False)
+    held: var[StoreSnapshot | None] = var(None)  # newer data that arrived while paused
     health: var[HealthState | None] = var(None)
     integrity: var[CheckReport | None] = var(None)
     integrity_progress: var[tuple[float, str] | None] = var(None)
@@ -121,7 +122,6 @@ class StepflowTop(App):
         self.hints = Hints([paths.database_dir], fallback=fallback, poll=poll)
         self._watch_files = watch
         self.scheduler = RefreshScheduler()
-        self._held: StoreSnapshot | None = None  # arrived while paused
         self.health_monitor = HealthMonitor(paths.database, persist=persist_history,
                                             probe=self.refresher.probe)
         self._sampling = False
@@ -195,7 +195,7 @@ class StepflowTop(App):
             self._notify_failures(message.snapshot)
             shown = self.snapshot.request if self.snapshot else None
             if self.paused and message.snapshot.request == shown:
-                self._held = message.snapshot
+                self.held = message.snapshot
             else:
                 self.snapshot = message.snapshot
         self._request_health(message.snapshot.sample if message.snapshot else None)
@@ -406,8 +406,8 @@ class StepflowTop(App):
 
     def action_toggle_pause(self) -> None:
         self.paused = not self.paused
-        if not self.paused and self._held is not None:
-            self.snapshot, self._held = self._held, None
+        if not self.paused and self.held is not None:
+            self.snapshot, self.held = self.held, None
 
     def action_refresh_now(self) -> None:
         self.request_refresh(force=True)

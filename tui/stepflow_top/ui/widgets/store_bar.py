@@ -50,6 +50,7 @@ class StoreBar(TextPanel):
     def on_mount(self) -> None:
         self.watch(self.app, "snapshot", self._redraw)
         self.watch(self.app, "paused", self._redraw)
+        self.watch(self.app, "held", self._redraw)
         self.watch(self.app, "health", self._redraw)
         self.watch(self.app, "now", self._redraw)  # live runs can turn stalled
 
@@ -63,6 +64,8 @@ class StoreBar(TextPanel):
         text.append("stepflow-top ", "bold")
         if app.paused:
             text.append(" ⏸ PAUSED ", "reverse bold yellow")
+            if app.held is not None:
+                text.append(" newer data waiting (p)", "yellow")
         elif snapshot is not None and snapshot.error:
             text.append(" ✗ NO DATA ", "reverse bold red")
         else:

@@ -16,7 +16,7 @@ from stepflow_top.ui.executions import ExecutionsScreen
 from stepflow_top.ui.help import HelpScreen
 from stepflow_top.ui.logscreen import LogScreen
 from stepflow_top.ui.logview import LogView
-from stepflow_top.ui.widgets import KeyedTable
+from stepflow_top.ui.widgets import KeyedTable, StoreBar
 
 NIGHTLY = "9705a5e2-0bff-4e5d-8f54-4c5a2ee9e36b"
 
@@ -178,7 +178,8 @@ async def test_pause_holds_the_screen_until_resumed(writer):
         await until(pilot, lambda: table(app).row_count >= 1)
         await pilot.press("p")
         held = app.snapshot
-        await until(pilot, lambda: app._held is not None, timeout=60)
+        bar = app.screen.query_one(StoreBar)
+        await until(pilot, lambda: "newer data waiting" in str(bar.render()), timeout=60)
         assert app.snapshot is held
         await pilot.press("p")
         assert app.snapshot is not held and not app.paused

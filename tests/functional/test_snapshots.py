@@ -1,7 +1,7 @@
 """Snapshot tests of every screen: the fixture store at a fixed path, a frozen clock.
 
 SVGs live in snapshots/test_snapshots/; after a deliberate UI change, review and
-accept them with ``pytest tests/test_snapshots.py --snapshot-update``.
+accept them with ``pytest tests/functional/test_snapshots.py --snapshot-update``.
 """
 
 from __future__ import annotations
