@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from .. import __version__
-from ..store.locate import PathProblem, locate_store
+from ..store.locate import PathProblem, locate_stores
 from ..store.models import DEFAULT_STALL_AFTER
 
 MIN_SECONDS = 0.1  # a smaller interval would turn waiting into spinning
@@ -38,7 +38,7 @@ SIMULATED = frozenset({DEMO, DEMO_WRITER})
 
 #: Which modes use each option (by its ``dest``), and how to say so.
 USED_BY: dict[str, tuple[frozenset[str], str]] = {
-    "path": (frozenset({MONITOR, "once", "events", "check"}),
+    "paths": (frozenset({MONITOR, "once", "events", "check"}),
              "the monitor, --once, --events or --check"),
     "json": (frozenset({"once", "check"}), "--once or --check"),
     "full": (frozenset({"check"}), "--check"),
@@ -54,6 +54,11 @@ USED_BY: dict[str, tuple[frozenset[str], str]] = {
     "speed": (SIMULATED, "--demo or --demo-writer"),
     "save_style": (SIMULATED, "--demo or --demo-writer"),
 }
+
+
+#: The modes that take several stores at once.
+SEVERAL_STORES: frozenset[str] = frozenset()
+_NAMED = {MONITOR: "the monitor", DEMO_WRITER: "--demo-writer"}
 
 
 class UsageError(Exception):
@@ -77,7 +82,7 @@ def build_parser() -> Parser:
         "(default: $STEPFLOW_STORAGE_PATH, else ./storage). Nothing in the store is "
         "ever written.",
     )
-    parser.add_argument("path", nargs="?", metavar="PATH", help=argparse.SUPPRESS)
+    parser.add_argument("paths", nargs="*", metavar="PATH", help=argparse.SUPPRESS)
     group = parser.add_argument_group("modes (at most one; without one, the live monitor)")
     modes = group.add_mutually_exclusive_group()
     modes.add_argument("--once", action="store_true", help="print one snapshot and exit")
@@ -146,11 +151,11 @@ def validate(args: argparse.Namespace) -> None:
     """Refuse options the chosen mode would ignore and values out of range; fill in the
     defaults of the rest. Raises :class:`UsageError`."""
     mode = mode_of(args)
-    named = {MONITOR: "the monitor", DEMO_WRITER: "--demo-writer"}.get(mode, f"--{mode}")
+    named = _NAMED.get(mode, f"--{mode}")
     for dest, (modes, where) in USED_BY.items():
-        if getattr(args, dest) in (None, False) or mode in modes:
+        if getattr(args, dest) in (None, False, []) or mode in modes:
             continue
-        flag = "PATH" if dest == "path" else "--" + dest.replace("_", "-")
+        flag = "PATH" if dest == "paths" else "--" + dest.replace("_", "-")
         raise UsageError(f"{flag} is not used by {named}; it works with {where}")
     if args.execution is not None and not args.json:
         raise UsageError("--execution works with --once --json")
@@ -208,14 +213,16 @@ def run(mode: str, args: argparse.Namespace) -> int:
 
         return run_demo(args)
     try:
-        paths = locate_store(args.path)
+        stores = locate_stores(args.paths)
     except PathProblem as exc:
         if mode == "check":
             from .check import report_unusable
 
             return report_unusable(str(exc), as_json=args.json)
         return fail(str(exc))
-    return _mode(mode)(paths, args)
+    if len(stores) > 1 and mode not in SEVERAL_STORES:
+        return fail(f"{_NAMED.get(mode, '--' + mode)} watches one store; give one PATH")
+    return _mode(mode)(stores[0], args)
 
 
 def _mode(mode: str):

@@ -18,10 +18,20 @@ ENV_VAR = "STEPFLOW_STORAGE_PATH"
 
 @dataclass(frozen=True)
 class StorePaths:
-    """Where the parts of one store live; all paths absolute, none need exist yet."""
+    """Where the parts of one store live; all paths absolute, none need exist yet.
+
+    ``name`` is the store's short name where several are watched at once (the Store
+    column, the ``store`` field of events, the ``store`` label of metrics): the one
+    given as ``NAME=PATH``, else the storage root's folder name."""
 
     root: Path
     database: Path
+    name: str = ""
+
+    @property
+    def label(self) -> str:
+        """``name``, or the storage root's folder name when none was given."""
+        return self.name or self.root.name or str(self.root)
 
     @property
     def database_dir(self) -> Path:
@@ -75,6 +85,39 @@ def locate_store(path: str | os.PathLike[str] | None = None) -> StorePaths:
     if paths is None:  # denied, yet every folder is open: a race with a chmod
         raise PathProblem(f"cannot read {given} (permission denied)")
     return paths
+
+
+def locate_stores(given: list[str]) -> list[StorePaths]:
+    """Resolve each ``PATH`` or ``NAME=PATH`` the user typed (see :func:`locate_store`).
+
+    An empty list means ``$STEPFLOW_STORAGE_PATH``, whose roots are separated by ``:``
+    as in ``$PATH``, else ``./storage``. Every store gets a short name (``NAME``, else
+    its root's folder name). Raises :class:`PathProblem` for a path that cannot lead to
+    a store, the same store given twice, or two stores with one name.
+    """
+    if not given:
+        given = [part for part in os.environ.get(ENV_VAR, "").split(os.pathsep) if part]
+    stores: list[StorePaths] = []
+    for text in given or ["storage"]:
+        name, path = _split_name(text)
+        paths = locate_store(path)
+        paths = StorePaths(paths.root, paths.database, name or paths.root.name)
+        for other in stores:
+            if other.database == paths.database:
+                raise PathProblem(f"{paths.database} is given twice")
+            if other.name == paths.name:
+                raise PathProblem(f"two stores are named {paths.name!r}: name them, "
+                                  f"e.g. {paths.name}-a={other.root} {paths.name}-b={paths.root}")
+        stores.append(paths)
+    return stores
+
+
+def _split_name(text: str) -> tuple[str, str]:
+    """``NAME=PATH`` into its parts; a path that merely contains ``=`` stays whole."""
+    name, sep, path = text.partition("=")
+    if sep and name and "/" not in name and not os.path.exists(text):
+        return name, path
+    return "", text
 
 
 def _no_such_file(given: Path) -> str:
