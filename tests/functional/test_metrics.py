@@ -95,6 +95,9 @@ def expected(document: dict, store: str) -> dict[tuple, float]:
     attached = document["writer"]["attached"]
     if attached is not None:
         out[("stepflow_writer_attached", (("store", store),))] = float(attached)
+    if document["writer"]["last_commit"] is not None:
+        out[("stepflow_last_commit_timestamp_seconds", (("store", store),))] = float(
+            document["writer"]["last_commit"])
     out[("stepflow_db_size_bytes", (("store", store),))] = float(document["database"]["size_bytes"])
     wal = document["wal"]
     out[("stepflow_wal_size_bytes", (("store", store),))] = float(wal["size_bytes"] or 0)

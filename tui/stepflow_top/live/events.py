@@ -62,7 +62,8 @@ class FeedState:
     latest health reading; ``integrity``: the latest ``integrity`` event (None until
     one ran); ``error``: one line while the store is unreadable, else None;
     ``looked_at``: when the loop last looked at the store (Unix seconds), readable or
-    not; ``on_look``: called in the loop after every look (the textfile writer).
+    not; ``on_look``: called in the loop after every look (the textfile writer; what it
+    raises ends the feed).
     """
 
     snapshot: StoreSnapshot | None = None

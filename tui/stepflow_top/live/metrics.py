@@ -13,8 +13,8 @@ Names follow Prometheus' naming practice (prometheus.io/docs/practices/naming: o
 ``stepflow_`` prefix, base units, ``_total`` for counters, ``_bytes``/``_seconds``),
 labels are low-cardinality only (``store``, ``status``, ``kind``). Where Litestream
 exports the same figure the meaning is Litestream's (litestream.io/reference/metrics:
-``litestream_db_size``, ``litestream_wal_size`` are file sizes in bytes,
-``litestream_checkpoint_count{mode}`` counts checkpoints).
+``litestream_db_size`` and ``litestream_wal_size`` are the current sizes of the database
+and ``-wal`` files in bytes, as ``stepflow_db_size_bytes`` and ``stepflow_wal_size_bytes``).
 """
 
 from __future__ import annotations
