@@ -86,7 +86,7 @@ def run_metrics(stores: list[StorePaths], args: argparse.Namespace) -> int:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StepflowCollector(watched))
     try:
-        server, thread = start_http_server(port, addr=host, registry=registry)
+        server, _thread = start_http_server(port, addr=host, registry=registry)
     except OSError as exc:
         return fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose "
                     f"another address with --metrics HOST:PORT")

@@ -189,15 +189,12 @@ class StoreMetrics:
 
 class StepflowCollector(Collector):
     """The metric families of ``stores`` (one :class:`StoreMetrics` each, told apart
-    by the ``store`` label, ``StorePaths.label``), computed per scrape."""
+    by the ``store`` label, ``StorePaths.label``), computed per scrape. Register it in a
+    ``CollectorRegistry(auto_describe=False)``: the registry then never collects before
+    the first scrape."""
 
     def __init__(self, stores: list[StoreMetrics]) -> None:
         self.stores = stores
-
-    def describe(self) -> list:
-        # No describe(): the registry would otherwise call collect() at registration,
-        # before any store was read.
-        return []
 
     def collect(self) -> Iterator:
         families = _Families()
@@ -261,7 +258,7 @@ class _Families:
                               "last integrity check started (Unix time).", labels=store)
 
     def all(self) -> list:
-        return [v for v in vars(self).values()]
+        return list(vars(self).values())
 
     def add(self, metrics: StoreMetrics, now: datetime) -> None:
         name, state = metrics.paths.label, metrics.state
