@@ -1,7 +1,7 @@
 """Command line: the parser, its checks, and the choice of a mode.
 
-One module per mode (:mod:`.once`, :mod:`.events`, :mod:`.check`, :mod:`.demo`,
-:mod:`.tui`), each imported only when it runs: start-up time is time to first rows, so
+One module per mode (:mod:`.once`, :mod:`.events`, :mod:`.check`, :mod:`.metrics`,
+:mod:`.demo`, :mod:`.tui`), each imported only when it runs: start-up time is time to first rows, so
 Textual stays out of ``--once``, ``--events`` and ``--check``.
 
 Exit status: what the mode returns; 2 for a usage error or a store that cannot be
@@ -28,37 +28,44 @@ USAGE_LINES = """stepflow-top [PATH] [options]          the live monitor
        stepflow-top [PATH] --once [--json] [--limit N] [--execution ID]
        stepflow-top [PATH] --events [--seconds S] [--integrity-every S]
        stepflow-top [PATH] --check [--full] [--json]
+       stepflow-top [PATH...] --metrics [HOST:]PORT | --metrics-textfile DIR
+       stepflow-top --print-alert-rules | --print-grafana-dashboard
        stepflow-top --demo [--speed X]
        stepflow-top --demo-writer DIR [--seconds S] [--speed X]"""
 
 MONITOR, DEMO, DEMO_WRITER = "monitor", "demo", "demo_writer"
-WATCHING = frozenset({MONITOR, "events", DEMO})
+EXPORTING = frozenset({"metrics", "metrics_textfile"})
+PRINTING = frozenset({"print_alert_rules", "print_grafana_dashboard"})
+WATCHING = frozenset({MONITOR, "events", DEMO}) | EXPORTING
 READING = WATCHING | {"once"}
 SIMULATED = frozenset({DEMO, DEMO_WRITER})
 
 #: Which modes use each option (by its ``dest``), and how to say so.
 USED_BY: dict[str, tuple[frozenset[str], str]] = {
-    "paths": (frozenset({MONITOR, "once", "events", "check"}),
-             "the monitor, --once, --events or --check"),
+    "paths": (frozenset({MONITOR, "once", "events", "check"}) | EXPORTING,
+             "the monitor, --once, --events, --check or --metrics"),
     "json": (frozenset({"once", "check"}), "--once or --check"),
     "full": (frozenset({"check"}), "--check"),
     "limit": (frozenset({"once"}), "--once"),
     "execution": (frozenset({"once"}), "--once --json"),
     "seconds": (frozenset({"events"}) | SIMULATED, "--events, --demo or --demo-writer"),
-    "integrity_every": (WATCHING, "the monitor, --events or --demo"),
-    "poll": (WATCHING, "the monitor, --events or --demo"),
-    "refresh": (WATCHING, "the monitor, --events or --demo"),
+    "integrity_every": (WATCHING, "the monitor, --events, --metrics or --demo"),
+    "poll": (WATCHING, "the monitor, --events, --metrics or --demo"),
+    "refresh": (WATCHING, "the monitor, --events, --metrics or --demo"),
     "bell": (frozenset({MONITOR, DEMO}), "the monitor or --demo"),
-    "stall_after": (READING, "the monitor, --once, --events or --demo"),
-    "writer_tz": (READING, "the monitor, --once, --events or --demo"),
+    "stall_after": (READING, "the monitor, --once, --events, --metrics or --demo"),
+    "writer_tz": (READING, "the monitor, --once, --events, --metrics or --demo"),
     "speed": (SIMULATED, "--demo or --demo-writer"),
     "save_style": (SIMULATED, "--demo or --demo-writer"),
 }
 
 
 #: The modes that take several stores at once.
-SEVERAL_STORES: frozenset[str] = frozenset()
-_NAMED = {MONITOR: "the monitor", DEMO_WRITER: "--demo-writer"}
+SEVERAL_STORES: frozenset[str] = EXPORTING
+_NAMED = {MONITOR: "the monitor", DEMO_WRITER: "--demo-writer",
+          "metrics_textfile": "--metrics-textfile",
+          "print_alert_rules": "--print-alert-rules",
+          "print_grafana_dashboard": "--print-grafana-dashboard"}
 
 
 class UsageError(Exception):
@@ -90,6 +97,16 @@ def build_parser() -> Parser:
     modes.add_argument("--check", action="store_true",
                        help="run the health checks once, as a monitoring plugin: exit 0 OK, "
                        "1 WARNING, 2 CRITICAL, 3 UNKNOWN")
+    modes.add_argument("--metrics", nargs="?", const="", metavar="[HOST:]PORT",
+                       help="serve Prometheus metrics on http://HOST:PORT/metrics (default "
+                       "127.0.0.1:10101) until interrupted")
+    modes.add_argument("--metrics-textfile", metavar="DIR", type=Path,
+                       help="write DIR/stepflow.prom after every look, for node_exporter's "
+                       "textfile collector")
+    modes.add_argument("--print-alert-rules", action="store_true",
+                       help="print Prometheus alert rules for these metrics")
+    modes.add_argument("--print-grafana-dashboard", action="store_true",
+                       help="print a Grafana dashboard (JSON) for these metrics")
     modes.add_argument("--demo", action="store_true",
                        help="run a simulated StepFlow writer in a temporary folder and watch it")
     modes.add_argument("--demo-writer", metavar="DIR", type=Path,
@@ -140,9 +157,14 @@ def build_parser() -> Parser:
 
 
 def mode_of(args: argparse.Namespace) -> str:
-    """``once``, ``events``, ``check``, ``demo``, ``demo_writer`` or ``monitor``."""
-    for mode in ("once", "events", "check", DEMO):
+    """``once``, ``events``, ``check``, ``metrics``, ``metrics_textfile``,
+    ``print_alert_rules``, ``print_grafana_dashboard``, ``demo``, ``demo_writer`` or
+    ``monitor``."""
+    for mode in ("once", "events", "check", DEMO, *sorted(PRINTING)):
         if getattr(args, mode):
+            return mode
+    for mode in sorted(EXPORTING):
+        if getattr(args, mode) is not None:
             return mode
     return DEMO_WRITER if args.demo_writer is not None else MONITOR
 
@@ -212,6 +234,10 @@ def run(mode: str, args: argparse.Namespace) -> int:
         from .demo import run_demo
 
         return run_demo(args)
+    if mode in PRINTING:
+        from .metrics import run_print
+
+        return run_print(mode)
     try:
         stores = locate_stores(args.paths)
     except PathProblem as exc:
@@ -222,7 +248,7 @@ def run(mode: str, args: argparse.Namespace) -> int:
         return fail(str(exc))
     if len(stores) > 1 and mode not in SEVERAL_STORES:
         return fail(f"{_NAMED.get(mode, '--' + mode)} watches one store; give one PATH")
-    return _mode(mode)(stores[0], args)
+    return _mode(mode)(stores if mode in SEVERAL_STORES else stores[0], args)
 
 
 def _mode(mode: str):
@@ -232,6 +258,10 @@ def _mode(mode: str):
         from .events import run_events as runner
     elif mode == "check":
         from .check import run_check as runner
+    elif mode == "metrics":
+        from .metrics import run_metrics as runner
+    elif mode == "metrics_textfile":
+        from .metrics import run_textfile as runner
     else:
         from .tui import run_app as runner
     return runner

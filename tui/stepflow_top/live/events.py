@@ -9,6 +9,9 @@ and ``executions_deleted`` (``live.changes``); ``writer`` when the service attac
 goes away; ``database_replaced``; the checkpoint-history events and WAL warnings; with
 ``integrity_every`` an ``integrity`` event; and ``unreadable`` (with ``error``, one line)
 once when the store turns unreadable after the first look.
+
+:func:`watched_feed` is the same feed with a :class:`FeedState` kept up to date as it
+goes, for a reader in another thread (the Prometheus collector, ``live.metrics``).
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ import asyncio
 import time
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable, Iterable
 
 from ..store.connection import StoreUnavailable
 from ..store.locate import StorePaths
-from ..store.models import DEFAULT_STALL_AFTER
+from ..store.models import DEFAULT_STALL_AFTER, Execution, Step
 from ..wal.probe import WalSample
-from .health import HealthMonitor
+from ..wal.readonly import closed_wal_store
+from .health import HealthMonitor, HealthState
 from .hints import FEED_STEP_MS, Hints
 from .refresher import Refresher, StoreSnapshot, ViewRequest
 from .schedule import ROLLBACK_INTERVAL
@@ -49,6 +53,51 @@ class FeedOptions:
     writer_tz: tzinfo | None | str = "infer"
 
 
+@dataclass
+class FeedState:
+    """What the feed's loop saw last, for a reader in another thread: each field is
+    replaced whole, never changed in place, so a reader sees one look or the next.
+
+    ``snapshot``: the latest readable snapshot (None before the first); ``health``: the
+    latest health reading; ``integrity``: the latest ``integrity`` event (None until
+    one ran); ``error``: one line while the store is unreadable, else None;
+    ``looked_at``: when the loop last looked at the store (Unix seconds), readable or
+    not; ``on_look``: called in the loop after every look (the textfile writer; what it
+    raises ends the feed).
+    """
+
+    snapshot: StoreSnapshot | None = None
+    health: HealthState | None = None
+    integrity: dict | None = None
+    error: str | None = None
+    looked_at: float | None = None
+    on_look: Callable[[], None] | None = None
+    _refresher: Refresher | None = None
+
+    def _looked(self) -> None:
+        self.looked_at = time.time()
+        if self.on_look is not None:
+            self.on_look()
+
+    def executions_with_steps(self, ids: Iterable[str]) -> list[tuple[Execution, list[Step]]]:
+        """These executions (with step aggregates) and their step rows, read in one
+        short session on the feed's own reader; [] when the store cannot be read now.
+        Call it only from the feed's loop, between two events (the reader is not
+        shared across threads)."""
+        refresher, snapshot = self._refresher, self.snapshot
+        ids = list(ids)
+        if refresher is None or snapshot is None or not ids:
+            return []
+        sample = snapshot.sample
+        immutable = closed_wal_store(refresher.paths.database,
+                                     sample.wal_mode if sample else None)
+        try:
+            with refresher.reader.session(immutable=immutable) as reader:
+                return reader.executions_with_steps(ids)
+        except StoreUnavailable:
+            return []
+
+
 async def change_feed(paths: StorePaths, options: FeedOptions = FeedOptions()
                       ) -> AsyncIterator[dict]:
     """Yield event dicts until ``options.seconds`` pass (or forever). Raises
@@ -56,24 +105,37 @@ async def change_feed(paths: StorePaths, options: FeedOptions = FeedOptions()
     store cannot be read at the start; a store that turns unreadable later yields one
     ``unreadable`` event and is followed until it is back. Close it (``aclose``) to stop
     its file watcher, probe and checks."""
+    async for event in watched_feed(paths, options, FeedState()):
+        yield event
+
+
+async def watched_feed(paths: StorePaths, options: FeedOptions, state: FeedState
+                       ) -> AsyncIterator[dict]:
+    """:func:`change_feed`, keeping ``state`` up to date (also when the start fails:
+    ``state.error`` then says why before :class:`StoreUnavailable` is raised)."""
     deadline = None if options.seconds is None else time.monotonic() + options.seconds
     refresher = Refresher(paths, stall_after=options.stall_after, writer_tz=options.writer_tz)
     first = refresher.refresh(FEED_ONLY, datetime.now(), force=True)
     if first.error:
         refresher.close()
+        state.error = first.error
+        state._looked()
         raise StoreUnavailable(first.error)
+    state.snapshot, state.error, state._refresher = first, None, refresher
     health = HealthMonitor(paths.database, persist=False, probe=refresher.probe)
     hints = Hints([paths.database_dir], fallback=options.fallback, poll=options.poll,
                   step_ms=FEED_STEP_MS)
     hints.start()
     out: asyncio.Queue[dict | BaseException] = asyncio.Queue()
-    tasks = [asyncio.create_task(_forward(_watch(paths, refresher, health, hints, first), out))]
+    tasks = [asyncio.create_task(
+        _forward(_watch(paths, refresher, health, hints, first, state), out))]
     if options.integrity_every:
         tasks.append(asyncio.create_task(
-            _forward(_integrity(paths, options.integrity_every, health), out)))
+            _forward(_integrity(paths, options.integrity_every, health, state), out)))
     try:
-        for event in health_events(health, first.journal_mode):
+        for event in _health_events(health, first.journal_mode, None, state):
             yield event
+        state._looked()
         while True:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
@@ -90,6 +152,7 @@ async def change_feed(paths: StorePaths, options: FeedOptions = FeedOptions()
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         hints.stop()
+        state._refresher = None
         refresher.close()
         health.close()
 
@@ -107,7 +170,7 @@ async def _forward(source: AsyncIterator[dict], out: asyncio.Queue) -> None:
 
 
 async def _watch(paths: StorePaths, refresher: Refresher, health: HealthMonitor,
-                 hints: Hints, first: StoreSnapshot) -> AsyncIterator[dict]:
+                 hints: Hints, first: StoreSnapshot, state: FeedState) -> AsyncIterator[dict]:
     writer = first.writer
     journal, read_at = first.journal_mode, time.monotonic()
     error_said = False
@@ -118,15 +181,23 @@ async def _watch(paths: StorePaths, refresher: Refresher, health: HealthMonitor,
         read_at = time.monotonic()
         snapshot = refresher.refresh(FEED_ONLY, datetime.now())
         if snapshot is None:
+            state._looked()
             for event in refresher.recheck(datetime.now(), writer):
                 yield event
             continue
         if snapshot.error:
+            state.error = snapshot.error
+            state._looked()
             if not error_said:
                 yield {"ts": time.time(), "type": UNREADABLE, "error": snapshot.error}
                 error_said = True
             continue
         error_said = False
+        # The health reading first: a reader of the state never sees a new snapshot
+        # beside the previous sample's WAL figures for long.
+        health_lines = _health_events(health, snapshot.journal_mode, snapshot.sample, state)
+        state.snapshot, state.error = snapshot, None
+        state._looked()
         journal = snapshot.journal_mode
         if snapshot.replaced:
             yield {"ts": time.time(), "type": "database_replaced",
@@ -137,7 +208,7 @@ async def _watch(paths: StorePaths, refresher: Refresher, health: HealthMonitor,
         writer = snapshot.writer
         for event in snapshot.events:
             yield event
-        for event in health_events(health, snapshot.journal_mode, snapshot.sample):
+        for event in health_lines:
             yield event
 
 
@@ -149,7 +220,14 @@ def health_events(health: HealthMonitor, journal_mode: str,
                   taken: WalSample | None = None) -> list[dict]:
     """Event dicts for checkpoint events and newly raised warnings of one new sample
     (``taken``: the refresh's own, when it took one)."""
+    return _health_events(health, journal_mode, taken, None)
+
+
+def _health_events(health: HealthMonitor, journal_mode: str, taken: WalSample | None,
+                   feed: FeedState | None) -> list[dict]:
     state = health.sample(journal_mode, taken)
+    if feed is not None and state.sample is not None:
+        feed.health = state
     events = []
     for event in state.new_events:
         line = event.to_dict()
@@ -160,8 +238,8 @@ def health_events(health: HealthMonitor, journal_mode: str,
     return events
 
 
-async def _integrity(paths: StorePaths, every: float, health: HealthMonitor
-                     ) -> AsyncIterator[dict]:
+async def _integrity(paths: StorePaths, every: float, health: HealthMonitor,
+                     state: FeedState) -> AsyncIterator[dict]:
     """Every ``every`` seconds, quick_check and foreign_key_check on a private copy
     (``live.checks.run_checks``, in a thread): ``{"ts", "type": "integrity", "state",
     "exit_code", "ok", "checks", ...}``."""
@@ -174,4 +252,6 @@ async def _integrity(paths: StorePaths, every: float, health: HealthMonitor
             run_checks, paths, "quick", now=datetime.now(),
             writer_attached=sample.writer_attached if sample is not None else None,
             sample=sample)
-        yield {"ts": time.time(), "type": "integrity", **report.to_dict()}
+        event = {"ts": time.time(), "type": "integrity", **report.to_dict()}
+        state.integrity = event
+        yield event
