@@ -1,12 +1,14 @@
 """Command line: the parser, its checks, and the choice of a mode.
 
-One module per mode (:mod:`.once`, :mod:`.events`, :mod:`.check`, :mod:`.demo`,
-:mod:`.tui`), each imported only when it runs: start-up time is time to first rows, so
-Textual stays out of ``--once``, ``--events`` and ``--check``.
+One module per mode (:mod:`.once`, :mod:`.events`, :mod:`.check`, :mod:`.wait`,
+:mod:`.demo`, :mod:`.tui`), each imported only when it runs: start-up time is time to first rows, so
+Textual stays out of ``--once``, ``--events``, ``--check`` and ``--wait``.
 
 Exit status: what the mode returns; 2 for a usage error or a store that cannot be
 read; with ``--check`` every failure to run is 3 (UNKNOWN), as monitoring plugins do
-(monitoring-plugins.org/doc/guidelines.html, "Plugin Return Codes").
+(monitoring-plugins.org/doc/guidelines.html, "Plugin Return Codes"); ``--wait`` exits 0
+when the run completed and 1 when it failed, was cancelled or is lost, as ``gh run
+watch --exit-status`` does.
 """
 
 from __future__ import annotations
@@ -28,36 +30,37 @@ USAGE_LINES = """stepflow-top [PATH] [options]          the live monitor
        stepflow-top [PATH] --once [--json] [--limit N] [--execution ID]
        stepflow-top [PATH] --events [--seconds S] [--integrity-every S]
        stepflow-top [PATH] --check [--full] [--json]
+       stepflow-top [PATH] --wait EXECUTION
        stepflow-top --demo [--speed X]
        stepflow-top --demo-writer DIR [--seconds S] [--speed X]"""
 
 MONITOR, DEMO, DEMO_WRITER = "monitor", "demo", "demo_writer"
 WATCHING = frozenset({MONITOR, "events", DEMO})
-READING = WATCHING | {"once"}
+READING = WATCHING | {"once", "wait"}
 SIMULATED = frozenset({DEMO, DEMO_WRITER})
 
 #: Which modes use each option (by its ``dest``), and how to say so.
 USED_BY: dict[str, tuple[frozenset[str], str]] = {
-    "paths": (frozenset({MONITOR, "once", "events", "check"}),
-             "the monitor, --once, --events or --check"),
+    "paths": (frozenset({MONITOR, "once", "events", "check", "wait"}),
+             "the monitor, --once, --events, --check or --wait"),
     "json": (frozenset({"once", "check"}), "--once or --check"),
     "full": (frozenset({"check"}), "--check"),
     "limit": (frozenset({"once"}), "--once"),
     "execution": (frozenset({"once"}), "--once --json"),
     "seconds": (frozenset({"events"}) | SIMULATED, "--events, --demo or --demo-writer"),
     "integrity_every": (WATCHING, "the monitor, --events or --demo"),
-    "poll": (WATCHING, "the monitor, --events or --demo"),
-    "refresh": (WATCHING, "the monitor, --events or --demo"),
+    "poll": (WATCHING | {"wait"}, "the monitor, --events, --wait or --demo"),
+    "refresh": (WATCHING | {"wait"}, "the monitor, --events, --wait or --demo"),
     "bell": (frozenset({MONITOR, DEMO}), "the monitor or --demo"),
-    "stall_after": (READING, "the monitor, --once, --events or --demo"),
-    "writer_tz": (READING, "the monitor, --once, --events or --demo"),
+    "stall_after": (READING, "the monitor, --once, --events, --wait or --demo"),
+    "writer_tz": (READING, "the monitor, --once, --events, --wait or --demo"),
     "speed": (SIMULATED, "--demo or --demo-writer"),
     "save_style": (SIMULATED, "--demo or --demo-writer"),
 }
 
 
 #: The modes that take several stores at once.
-SEVERAL_STORES: frozenset[str] = frozenset()
+SEVERAL_STORES: frozenset[str] = frozenset({"once", "events", "check", "wait"})
 _NAMED = {MONITOR: "the monitor", DEMO_WRITER: "--demo-writer"}
 
 
@@ -90,6 +93,10 @@ def build_parser() -> Parser:
     modes.add_argument("--check", action="store_true",
                        help="run the health checks once, as a monitoring plugin: exit 0 OK, "
                        "1 WARNING, 2 CRITICAL, 3 UNKNOWN")
+    modes.add_argument("--wait", metavar="EXECUTION",
+                       help="follow one run (an id, an id prefix, a name: its newest run, "
+                       "or latest) until it ends: exit 0 completed, 1 failed, cancelled or "
+                       "lost, 2 no such run (or an ambiguous one) or no store readable")
     modes.add_argument("--demo", action="store_true",
                        help="run a simulated StepFlow writer in a temporary folder and watch it")
     modes.add_argument("--demo-writer", metavar="DIR", type=Path,
@@ -140,10 +147,13 @@ def build_parser() -> Parser:
 
 
 def mode_of(args: argparse.Namespace) -> str:
-    """``once``, ``events``, ``check``, ``demo``, ``demo_writer`` or ``monitor``."""
+    """``once``, ``events``, ``check``, ``wait``, ``demo``, ``demo_writer`` or
+    ``monitor``."""
     for mode in ("once", "events", "check", DEMO):
         if getattr(args, mode):
             return mode
+    if args.wait is not None:
+        return "wait"
     return DEMO_WRITER if args.demo_writer is not None else MONITOR
 
 
@@ -159,6 +169,8 @@ def validate(args: argparse.Namespace) -> None:
         raise UsageError(f"{flag} is not used by {named}; it works with {where}")
     if args.execution is not None and not args.json:
         raise UsageError("--execution works with --once --json")
+    if args.wait is not None and not args.wait.strip():
+        raise UsageError("--wait needs an execution: an id, an id prefix, a name or latest")
     if args.limit is not None and args.limit < 1:
         raise UsageError("--limit must be at least 1")
     for dest in ("poll", "refresh", "stall_after", "integrity_every", "speed", "seconds"):
@@ -222,7 +234,7 @@ def run(mode: str, args: argparse.Namespace) -> int:
         return fail(str(exc))
     if len(stores) > 1 and mode not in SEVERAL_STORES:
         return fail(f"{_NAMED.get(mode, '--' + mode)} watches one store; give one PATH")
-    return _mode(mode)(stores[0], args)
+    return _mode(mode)(stores if mode in SEVERAL_STORES else stores[0], args)
 
 
 def _mode(mode: str):
@@ -232,6 +244,8 @@ def _mode(mode: str):
         from .events import run_events as runner
     elif mode == "check":
         from .check import run_check as runner
+    elif mode == "wait":
+        from .wait import run_wait as runner
     else:
         from .tui import run_app as runner
     return runner

@@ -1,0 +1,74 @@
+"""Finding the execution a person means: an id, an id prefix, a name or ``latest``.
+
+``gh run watch`` and ``git`` take an unambiguous prefix of an id; StepFlow users also
+know their runs by name (the service defaults the name to the command line:
+STEPFLOW_STORE.md), and a name stands for its newest run. Each query is bounded and
+uses an index: ``id`` is the primary key (a range over it finds a prefix), and the
+newest run of a name walks ``executions(created_at)`` backwards until the first match.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from .connection import StoreUnavailable, explain, fetch_all
+from .queries import StoreReader
+from .rows import text_value
+
+LATEST = "latest"
+MAX_CANDIDATES = 10  # candidates listed for an ambiguous prefix
+_HIGHEST = "\U0010ffff"  # sorts after every character SQLite's BINARY collation meets
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An execution a query may mean: its ``id``, ``name`` and ``created_at`` as stored
+    (writer-local ISO text, None when missing)."""
+
+    id: str
+    name: str
+    created_at: str | None
+
+    def describe(self) -> str:
+        """``<id>  <name>  created <created_at>`` for a list of candidates."""
+        return f"{self.id}  {self.name}  created {self.created_at or '?'}"
+
+
+def find_executions(reader: StoreReader, query: str) -> list[Candidate]:
+    """The executions ``query`` may mean, inside an open ``reader`` session.
+
+    ``latest``: the newest execution (by ``created_at``). Otherwise an exact id wins
+    alone; else the candidates are the executions whose id starts with ``query`` (or
+    its lower case: ids are lower-case UUIDs), at most MAX_CANDIDATES + 1 of them, and
+    the newest execution named ``query``. One candidate is the run; several are
+    ambiguous; none means no such run. Raises StoreUnavailable (one line) when the
+    store cannot be read.
+    """
+    select = "SELECT id, name, created_at FROM executions "
+    newest = "ORDER BY created_at DESC, rowid DESC LIMIT 1"
+    if query == LATEST:
+        return _candidates(reader, select + newest, [])
+    exact = _candidates(reader, select + "WHERE id = ?", [query])
+    if exact:
+        return exact
+    found: dict[str, Candidate] = {}
+    for prefix in dict.fromkeys((query, query.lower())):
+        for candidate in _candidates(
+                reader, select + "WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
+                [prefix, prefix + _HIGHEST, MAX_CANDIDATES + 1]):
+            found.setdefault(candidate.id, candidate)
+    for candidate in _candidates(reader, select + "WHERE name = ? " + newest, [query]):
+        found.setdefault(candidate.id, candidate)
+    return list(found.values())
+
+
+def _candidates(reader: StoreReader, sql: str, params: list) -> list[Candidate]:
+    if reader.conn is None:
+        raise StoreUnavailable(f"{reader.paths.database} is not open")
+    try:
+        rows = fetch_all(reader.conn, sql, params)
+    except sqlite3.Error as exc:
+        raise StoreUnavailable(explain(exc, reader.paths.database)) from None
+    return [Candidate(text_value(i) or "", text_value(n) or "", text_value(c))
+            for i, n, c in rows]
