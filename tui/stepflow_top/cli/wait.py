@@ -64,11 +64,11 @@ def run_wait(stores: list[StorePaths], args: argparse.Namespace) -> int:
                 found += [(paths, c) for c in _find(refreshers[paths.label], args.wait)]
             except StoreUnavailable as exc:
                 errors.append(f"{paths.label}: {exc}" if len(stores) > 1 else str(exc))
-        for error in errors if found or len(errors) < len(stores) else ():
+        if len(errors) == len(stores):
+            return fail("; ".join(errors))
+        for error in errors:  # the other stores were searched all the same
             print(f"stepflow-top: {error}", file=sys.stderr)
         if not found:
-            if len(errors) == len(stores):
-                return fail("; ".join(errors))
             where = ", ".join(p.label for p in stores) if len(stores) > 1 else stores[0].database
             return fail(f"no execution {literal(args.wait)} in {where} (an id, an id prefix, "
                         "a name or latest)")
