@@ -2,9 +2,13 @@
 
 ``gh run watch`` and ``git`` take an unambiguous prefix of an id; StepFlow users also
 know their runs by name (the service defaults the name to the command line:
-STEPFLOW_STORE.md), and a name stands for its newest run. Each query is bounded and
-uses an index: ``id`` is the primary key (a range over it finds a prefix), and the
-newest run of a name walks ``executions(created_at)`` backwards until the first match.
+STEPFLOW_STORE.md), and a name stands for its newest run. Each statement is bounded and
+uses an index: ``id`` is the primary key (a range over it finds a prefix); ``name`` has
+no index, so the newest run of a name is looked for in slices of NAME_SLICE rows of
+``executions(created_at)``, newest first, each slice its own statement, so that no read
+snapshot is held for long (DESIGN.md promise 2). A name that matches nothing walks the
+whole table: 0.47-0.56 s in 104 statements of at most 20 ms on a million executions
+(``demo.bulk.populate``, warm page cache, 2 shared cores).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from .rows import text_value
 
 LATEST = "latest"
 MAX_CANDIDATES = 10  # candidates listed for an ambiguous prefix
+NAME_SLICE = 20_000  # rows of executions(created_at) per statement of a name search
 _HIGHEST = "\U0010ffff"  # sorts after every character SQLite's BINARY collation meets
 
 
@@ -46,9 +51,8 @@ def find_executions(reader: StoreReader, query: str) -> list[Candidate]:
     store cannot be read.
     """
     select = "SELECT id, name, created_at FROM executions "
-    newest = "ORDER BY created_at DESC, rowid DESC LIMIT 1"
     if query == LATEST:
-        return _candidates(reader, select + newest, [])
+        return _candidates(reader, select + "ORDER BY created_at DESC, rowid DESC LIMIT 1", [])
     exact = _candidates(reader, select + "WHERE id = ?", [query])
     if exact:
         return exact
@@ -58,17 +62,41 @@ def find_executions(reader: StoreReader, query: str) -> list[Candidate]:
                 reader, select + "WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
                 [prefix, prefix + _HIGHEST, MAX_CANDIDATES + 1]):
             found.setdefault(candidate.id, candidate)
-    for candidate in _candidates(reader, select + "WHERE name = ? " + newest, [query]):
+    for candidate in _newest_named(reader, query):
         found.setdefault(candidate.id, candidate)
     return list(found.values())
 
 
+def _newest_named(reader: StoreReader, name: str) -> list[Candidate]:
+    """The newest execution named ``name`` (an empty list when none is), in slices of
+    NAME_SLICE rows by (created_at, rowid), newest first. Rows with no created_at are
+    not searched (the service always writes one)."""
+    upper: list = [_HIGHEST, 1 << 62]
+    while True:
+        edge = _rows(reader, "SELECT created_at, rowid FROM executions "
+                             "WHERE (created_at, rowid) < (?, ?) "
+                             "ORDER BY created_at DESC, rowid DESC LIMIT 1 OFFSET ?",
+                     [*upper, NAME_SLICE - 1])
+        lower = list(edge[0]) if edge else ["", -(1 << 62)]
+        found = _candidates(
+            reader, "SELECT id, name, created_at FROM executions "
+                    "WHERE (created_at, rowid) < (?, ?) AND (created_at, rowid) >= (?, ?) "
+                    "AND name = ? ORDER BY created_at DESC, rowid DESC LIMIT 1",
+            [*upper, *lower, name])
+        if found or not edge:
+            return found
+        upper = lower
+
+
 def _candidates(reader: StoreReader, sql: str, params: list) -> list[Candidate]:
+    return [Candidate(text_value(i) or "", text_value(n) or "", text_value(c))
+            for i, n, c in _rows(reader, sql, params)]
+
+
+def _rows(reader: StoreReader, sql: str, params: list) -> list:
     if reader.conn is None:
         raise StoreUnavailable(f"{reader.paths.database} is not open")
     try:
-        rows = fetch_all(reader.conn, sql, params)
+        return fetch_all(reader.conn, sql, params)
     except sqlite3.Error as exc:
         raise StoreUnavailable(explain(exc, reader.paths.database)) from None
-    return [Candidate(text_value(i) or "", text_value(n) or "", text_value(c))
-            for i, n, c in rows]
