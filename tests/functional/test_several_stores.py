@@ -9,11 +9,13 @@ import re
 import sqlite3
 import subprocess
 import sys
+import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURE, AttachedService, copy_store, restamp_store
+from conftest import FIXTURE, AttachedService, copy_store, restamp_store, wait_for
+from service_writer import ServiceWriter
 
 # Monitoring Plugins guidelines, "Performance data": 'label'=value[UOM];warn;crit;min;max
 # (a label with a space is quoted; the quote inside is doubled).
@@ -123,3 +125,38 @@ def test_one_store_events_carry_the_version_and_store(fixture_store):
     result = stepflow_top(f"prod={root}", "--events", "--seconds", "1")
     first = json.loads(result.stdout.splitlines()[0])
     assert (first["v"], first["store"], first["type"]) == (1, "prod", "warning")
+
+
+def test_a_store_that_appears_later_joins_the_stream(tmp_path):
+    old = copy_store(FIXTURE, tmp_path / "old")
+    stream = subprocess.Popen(
+        [sys.executable, "-m", "stepflow_top", str(old), str(tmp_path / "late"), "--events",
+         "--refresh", "0.5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[dict] = []
+    said: list[str] = []
+    readers = [threading.Thread(target=lambda: lines.extend(json.loads(x) for x in stream.stdout),
+                                daemon=True),
+               threading.Thread(target=lambda: said.extend(stream.stderr), daemon=True)]
+    for reader in readers:
+        reader.start()
+    service = None
+    try:
+        wait_for(lambda: said)  # the stream has found no store at late
+        assert said[0].startswith("stepflow-top: late: no database at ")
+        service = ServiceWriter(tmp_path / "late")  # the store is created now
+        tries = iter(range(1_000_000))
+
+        def late_run_seen() -> bool:
+            if next(tries) % 20 == 0:
+                service.start("late-run")
+            return any(e["store"] == "late" and e["type"] == "execution" for e in lines)
+
+        wait_for(late_run_seen, timeout=30, interval=0.1)
+    finally:
+        if service is not None:
+            service.close()
+        stream.terminate()
+        stream.wait(timeout=10)
+        for reader in readers:
+            reader.join(timeout=10)
+    assert len(said) == 1, said
