@@ -172,3 +172,17 @@ def test_several_stores_are_searched_and_a_run_in_two_is_ambiguous(tmp_path):
     finally:
         first.close()
         second.close()
+
+
+def test_a_stalled_run_is_said_and_still_waited_on(service, waiting, tmp_path):
+    run = service.start("slow")
+    first, _ = service.step(run, "First")
+    follow = waiting(str(tmp_path / "storage"), "--wait", run, "--stall-after", "1")
+    wait_for(lambda: follow.saw("running    First"))
+    service.cmd("complete_step", first)  # between steps: nothing saved for a while
+    wait_for(lambda: follow.saw("⏸ stalled: no change for over 1 s"))
+    service.step(run, "Second")
+    wait_for(lambda: follow.saw("● running: a step is running"))
+    service.cmd("finish", run, "completed")
+    code, lines, stderr = follow.result()
+    assert code == 0, (lines, stderr)

@@ -36,7 +36,14 @@ from ..live.refresher import Refresher, StoreSnapshot, ViewRequest
 from ..store.connection import StoreUnavailable
 from ..store.locate import StorePaths
 from ..store.lookup import MAX_CANDIDATES, Candidate, find_executions
-from ..store.models import FINISHED_STEP, STEP_SYMBOLS, Status
+from ..store.models import (
+    FINISHED_STEP,
+    STEP_SYMBOLS,
+    Execution,
+    Judgement,
+    Status,
+    StepView,
+)
 from ..store.queries import StoreReader
 from ..store.text import literal
 from ..wal.probe import ProbeError
@@ -76,9 +83,12 @@ def run_wait(stores: list[StorePaths], args: argparse.Namespace) -> int:
             return _ambiguous(args.wait, found, several=len(stores) > 1)
         paths, candidate = found[0]
         watch = _Watch(paths, candidate, refreshers[paths.label], several=len(stores) > 1)
-        return asyncio.run(watch.follow(FeedOptions(
-            fallback=args.refresh or 5.0, poll=args.poll, stall_after=args.stall_after,
-            writer_tz=args.writer_tz)))
+        try:
+            return asyncio.run(watch.follow(FeedOptions(
+                fallback=args.refresh or 5.0, poll=args.poll, stall_after=args.stall_after,
+                writer_tz=args.writer_tz)))
+        except StoreUnavailable as exc:  # gone between the search and the first read
+            return fail(str(exc))
     finally:
         for refresher in refreshers.values():
             refresher.close()
@@ -124,6 +134,8 @@ class _Watch:
         self.error_said = False
 
     async def follow(self, options: FeedOptions) -> int:
+        """Print the run's state, then its changes until it ends; its exit status.
+        Raises StoreUnavailable when the store cannot be read at the start."""
         code = self.look(first=True)
         if code is not None:
             return code
@@ -135,10 +147,7 @@ class _Watch:
             try:
                 code = self.look()
                 while code is None:
-                    try:
-                        event = await pending
-                    except StoreUnavailable as exc:
-                        return fail(str(exc))
+                    event = await pending
                     pending = asyncio.ensure_future(anext(feed))
                     code = self._on(event)
                 return code
@@ -178,10 +187,9 @@ class _Watch:
         judgement = self.snapshot.judgement(datetime.now())
         e = detail.execution
         status = e.effective_status(judgement)
-        name = f"{literal(e.name)} ({e.id[:8]})"
         if first:
             where = f" in {literal(self.paths.label)}" if self.several else ""
-            print(f"watching {name}{where}, started "
+            print(f"watching {literal(e.name)} ({e.id[:8]}){where}, started "
                   f"{formatting.clock_time(e.start, judgement.now)}", flush=True)
         views = detail.step_views(judgement)
         for view in views:
@@ -193,26 +201,34 @@ class _Watch:
                 print(f"{status.label}: {literal(e.inferred_from(judgement) or '')}", flush=True)
             self.status = status
             return None
-        took = formatting.duration(e.duration(judgement))
-        line = f"{status.symbol} {name} {_ENDED[status]}"
-        if first:
-            line += " (before stepflow-top looked)"
-        if status is Status.LOST:
-            line += f": {literal(e.inferred_from(judgement))}"
-        elif status is Status.UNKNOWN:
-            line += f": {literal(e.stored_status)}"
-        else:
-            line += f" after {took}"
-        failed = next((v for v in views if v.status == "failed"), None)
-        if status is Status.FAILED and failed is not None:
-            line += f": step {literal(failed.step.name)} failed"
-        if e.exit_code is not None and status is not Status.COMPLETED:
-            line += f" (exit code {e.exit_code})"
-        print(line, flush=True)
+        print(_end_line(e, status, judgement, views, before=first), flush=True)
         return COMPLETED if status is Status.COMPLETED else NOT_COMPLETED
 
 
-def _step_line(view, now: datetime) -> str:
+def _end_line(e: Execution, status: Status, judgement: Judgement,
+              views: tuple[StepView, ...], before: bool) -> str:
+    """``✗ deploy (3f2a9c1e) failed after 41s: step Build failed (exit code 3)``;
+    ``before``: it had ended when the watch began."""
+    line = f"{status.symbol} {literal(e.name)} ({e.id[:8]}) {_ENDED[status]}"
+    if before:
+        line += " (before stepflow-top looked)"
+    if status is Status.LOST:
+        line += f": {literal(e.inferred_from(judgement))}"
+    elif status is Status.UNKNOWN:
+        line += f": {literal(e.stored_status)}"
+    else:
+        line += f" after {formatting.duration(e.duration(judgement))}"
+    failed = next((v for v in views if v.status == "failed"), None)
+    if status is Status.FAILED and failed is not None:
+        line += f": step {literal(failed.step.name)} failed"
+    if e.exit_code is not None and status is not Status.COMPLETED:
+        line += f" (exit code {e.exit_code})"
+    return line
+
+
+def _step_line(view: StepView, now: datetime) -> str:
+    """``  ✓ completed  Extract  12s``: symbol, effective status, name, and the duration
+    and exit code once it ended."""
     symbol = STEP_SYMBOLS.get(view.status, "?")
     line = f"  {symbol} {view.status:<10} {literal(view.step.name)}"
     took = view.duration(now)
