@@ -186,3 +186,12 @@ def test_a_stalled_run_is_said_and_still_waited_on(service, waiting, tmp_path):
     service.cmd("finish", run, "completed")
     code, lines, stderr = follow.result()
     assert code == 0, (lines, stderr)
+
+
+def test_wait_refuses_an_empty_execution_and_options_it_would_ignore(fixture_store):
+    empty = wait_once(str(fixture_store), "--wait", " ")
+    assert empty.returncode == 2 and empty.stderr.startswith(
+        "stepflow-top: --wait needs an execution: an id, an id prefix, a name or latest")
+    ignored = wait_once(str(fixture_store), "--wait", "latest", "--json")
+    assert ignored.returncode == 2
+    assert "--json is not used by --wait" in ignored.stderr
