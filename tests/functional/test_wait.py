@@ -195,3 +195,17 @@ def test_wait_refuses_an_empty_execution_and_options_it_would_ignore(fixture_sto
     ignored = wait_once(str(fixture_store), "--wait", "latest", "--json")
     assert ignored.returncode == 2
     assert "--json is not used by --wait" in ignored.stderr
+
+
+def test_a_run_saved_by_a_sigterm_restart_is_lost(service, waiting, tmp_path):
+    root = tmp_path / "storage"
+    run = service.start("backup")
+    service.step(run, "Copy")
+    follow = waiting(str(root), "--wait", run)
+    wait_for(lambda: follow.saw("running    Copy"))
+    service.cmd("sigterm_save")  # stored 'running', a word it writes at no other time
+    service.close()
+    with ServiceWriter(root):  # a new service attaches and never re-saves the run
+        code, lines, stderr = follow.result()
+    assert code == 1, (lines, stderr)
+    assert lines[-1].startswith(f"◌ backup ({run[:8]}) is lost: ")
