@@ -19,10 +19,12 @@ import time
 from importlib import resources
 from pathlib import Path
 
-import jsonschema
 import pytest
 from conftest import FIXTURE, copy_store, wait_for
 from service_writer import ServiceWriter
+
+jsonschema = pytest.importorskip(
+    "jsonschema", reason="jsonschema is missing: pip install -e '.[test]'")
 
 SCHEMA = json.loads(resources.files("stepflow_top").joinpath(
     "schemas/events.schema.json").read_text(encoding="utf-8"))

@@ -1,8 +1,8 @@
 """Command line: the parser, its checks, and the choice of a mode.
 
 One module per mode (:mod:`.once`, :mod:`.events`, :mod:`.check`, :mod:`.wait`,
-:mod:`.demo`, :mod:`.tui`), each imported only when it runs: start-up time is time to first rows, so
-Textual stays out of ``--once``, ``--events``, ``--check`` and ``--wait``.
+:mod:`.demo`, :mod:`.tui`), each imported only when it runs: start-up time is time to
+first rows, so Textual stays out of ``--once``, ``--events``, ``--check`` and ``--wait``.
 
 Exit status: what the mode returns; 2 for a usage error or a store that cannot be
 read; with ``--check`` every failure to run is 3 (UNKNOWN), as monitoring plugins do
