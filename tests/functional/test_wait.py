@@ -208,3 +208,14 @@ def test_a_run_saved_by_a_sigterm_restart_is_lost(service, waiting, tmp_path):
         code, lines, stderr = follow.result()
     assert code == 1, (lines, stderr)
     assert lines[-1].startswith(f"◌ backup ({run[:8]}) is lost: ")
+
+
+def test_a_run_deleted_while_watched_exits_1(service, waiting, tmp_path):
+    run = service.start("short-lived")
+    service.step(run, "Only")
+    follow = waiting(str(tmp_path / "storage"), "--wait", run)
+    wait_for(lambda: follow.saw("running    Only"))
+    service.cmd("delete", run)  # housekeeping, or an operator
+    code, lines, stderr = follow.result()
+    assert code == 1, (lines, stderr)
+    assert lines[-1] == f"⊘ execution {run} was deleted from the store"
