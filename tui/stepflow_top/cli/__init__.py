@@ -1,12 +1,14 @@
 """Command line: the parser, its checks, and the choice of a mode.
 
-One module per mode (:mod:`.once`, :mod:`.events`, :mod:`.check`, :mod:`.metrics`,
-:mod:`.demo`, :mod:`.tui`), each imported only when it runs: start-up time is time to first rows, so
-Textual stays out of ``--once``, ``--events`` and ``--check``.
+One module per mode (:mod:`.once`, :mod:`.events`, :mod:`.check`, :mod:`.wait`,
+:mod:`.metrics`, :mod:`.demo`, :mod:`.tui`), each imported only when it runs: start-up
+time is time to first rows, so Textual stays out of every mode but the monitor.
 
 Exit status: what the mode returns; 2 for a usage error or a store that cannot be
 read; with ``--check`` every failure to run is 3 (UNKNOWN), as monitoring plugins do
-(monitoring-plugins.org/doc/guidelines.html, "Plugin Return Codes").
+(monitoring-plugins.org/doc/guidelines.html, "Plugin Return Codes"); ``--wait`` exits 0
+when the run completed and 1 when it failed, was cancelled or is lost, as ``gh run
+watch --exit-status`` does.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ USAGE_LINES = """stepflow-top [PATH] [options]          the live monitor
        stepflow-top [PATH] --once [--json] [--limit N] [--execution ID]
        stepflow-top [PATH] --events [--seconds S] [--integrity-every S]
        stepflow-top [PATH] --check [--full] [--json]
+       stepflow-top [PATH...] --wait EXECUTION
        stepflow-top [PATH...] --metrics [HOST:]PORT | --metrics-textfile DIR
        stepflow-top --print-alert-rules | --print-grafana-dashboard
        stepflow-top --demo [--speed X]
@@ -37,31 +40,31 @@ MONITOR, DEMO, DEMO_WRITER = "monitor", "demo", "demo_writer"
 EXPORTING = frozenset({"metrics", "metrics_textfile"})
 PRINTING = frozenset({"print_alert_rules", "print_grafana_dashboard"})
 WATCHING = frozenset({MONITOR, "events", DEMO}) | EXPORTING
-READING = WATCHING | {"once"}
+READING = WATCHING | {"once", "wait"}
 SIMULATED = frozenset({DEMO, DEMO_WRITER})
 
 #: Which modes use each option (by its ``dest``), and how to say so.
 USED_BY: dict[str, tuple[frozenset[str], str]] = {
-    "paths": (frozenset({MONITOR, "once", "events", "check"}) | EXPORTING,
-             "the monitor, --once, --events, --check or --metrics"),
+    "paths": (frozenset({MONITOR, "once", "events", "check", "wait"}) | EXPORTING,
+             "the monitor, --once, --events, --check, --wait or --metrics"),
     "json": (frozenset({"once", "check"}), "--once or --check"),
     "full": (frozenset({"check"}), "--check"),
     "limit": (frozenset({"once"}), "--once"),
     "execution": (frozenset({"once"}), "--once --json"),
     "seconds": (frozenset({"events"}) | SIMULATED, "--events, --demo or --demo-writer"),
     "integrity_every": (WATCHING, "the monitor, --events, --metrics or --demo"),
-    "poll": (WATCHING, "the monitor, --events, --metrics or --demo"),
-    "refresh": (WATCHING, "the monitor, --events, --metrics or --demo"),
+    "poll": (WATCHING | {"wait"}, "the monitor, --events, --wait, --metrics or --demo"),
+    "refresh": (WATCHING | {"wait"}, "the monitor, --events, --wait, --metrics or --demo"),
     "bell": (frozenset({MONITOR, DEMO}), "the monitor or --demo"),
-    "stall_after": (READING, "the monitor, --once, --events, --metrics or --demo"),
-    "writer_tz": (READING, "the monitor, --once, --events, --metrics or --demo"),
+    "stall_after": (READING, "the monitor, --once, --events, --wait, --metrics or --demo"),
+    "writer_tz": (READING, "the monitor, --once, --events, --wait, --metrics or --demo"),
     "speed": (SIMULATED, "--demo or --demo-writer"),
     "save_style": (SIMULATED, "--demo or --demo-writer"),
 }
 
 
 #: The modes that take several stores at once.
-SEVERAL_STORES: frozenset[str] = EXPORTING
+SEVERAL_STORES: frozenset[str] = frozenset({"once", "events", "check", "wait"}) | EXPORTING
 _NAMED = {MONITOR: "the monitor", DEMO_WRITER: "--demo-writer",
           "metrics_textfile": "--metrics-textfile",
           "print_alert_rules": "--print-alert-rules",
@@ -107,6 +110,10 @@ def build_parser() -> Parser:
                        help="print Prometheus alert rules for these metrics")
     modes.add_argument("--print-grafana-dashboard", action="store_true",
                        help="print a Grafana dashboard (JSON) for these metrics")
+    modes.add_argument("--wait", metavar="EXECUTION",
+                       help="follow one run (an id, an id prefix, a name: its newest run, "
+                       "or latest) until it ends: exit 0 completed, 1 failed, cancelled or "
+                       "lost, 2 no such run (or an ambiguous one) or no store readable")
     modes.add_argument("--demo", action="store_true",
                        help="run a simulated StepFlow writer in a temporary folder and watch it")
     modes.add_argument("--demo-writer", metavar="DIR", type=Path,
@@ -157,13 +164,13 @@ def build_parser() -> Parser:
 
 
 def mode_of(args: argparse.Namespace) -> str:
-    """``once``, ``events``, ``check``, ``metrics``, ``metrics_textfile``,
+    """``once``, ``events``, ``check``, ``wait``, ``metrics``, ``metrics_textfile``,
     ``print_alert_rules``, ``print_grafana_dashboard``, ``demo``, ``demo_writer`` or
     ``monitor``."""
     for mode in ("once", "events", "check", DEMO, *sorted(PRINTING)):
         if getattr(args, mode):
             return mode
-    for mode in sorted(EXPORTING):
+    for mode in ("wait", *sorted(EXPORTING)):
         if getattr(args, mode) is not None:
             return mode
     return DEMO_WRITER if args.demo_writer is not None else MONITOR
@@ -181,6 +188,8 @@ def validate(args: argparse.Namespace) -> None:
         raise UsageError(f"{flag} is not used by {named}; it works with {where}")
     if args.execution is not None and not args.json:
         raise UsageError("--execution works with --once --json")
+    if args.wait is not None and not args.wait.strip():
+        raise UsageError("--wait needs an execution: an id, an id prefix, a name or latest")
     if args.limit is not None and args.limit < 1:
         raise UsageError("--limit must be at least 1")
     for dest in ("poll", "refresh", "stall_after", "integrity_every", "speed", "seconds"):
@@ -262,6 +271,8 @@ def _mode(mode: str):
         from .metrics import run_metrics as runner
     elif mode == "metrics_textfile":
         from .metrics import run_textfile as runner
+    elif mode == "wait":
+        from .wait import run_wait as runner
     else:
         from .tui import run_app as runner
     return runner

@@ -23,38 +23,74 @@ if TYPE_CHECKING:
     from ..wal.probe import WalSample
 
 
-def run_once(paths: StorePaths, args: argparse.Namespace) -> int:
-    """Print one snapshot; exit 0, 2 with one line when the store cannot be read or
-    the ``--execution`` is not in it."""
+def run_once(stores: list[StorePaths], args: argparse.Namespace) -> int:
+    """Print one snapshot of each store; exit 0, or 2 with one line on stderr when a
+    store cannot be read (the others are printed all the same) or, with
+    ``--execution``, when no store holds it. With several stores the text has a section
+    per store and ``--json`` prints ``{"stores": [...]}`` (one document each, its
+    ``store.name`` saying which); with one, the document alone."""
+    several = len(stores) > 1
+    taken = [(paths, _take(paths, args)) for paths in stores]
+    if args.execution is not None:
+        return _print_execution(taken, args.execution)
+    failed = False
+    documents, sections = [], []
+    for paths, snapshot in taken:
+        if snapshot.error:
+            failed = True
+            print(f"stepflow-top: {paths.label + ': ' if several else ''}{snapshot.error}",
+                  file=sys.stderr)
+            documents.append({"store": _store_json(paths, None), "error": snapshot.error})
+            sections.append(f"[{literal(paths.label)}]\n{snapshot.error}")
+            continue
+        sample = snapshot.sample
+        if sample is None:
+            print("stepflow-top: cannot read the WAL state (the probe process did not answer)",
+                  file=sys.stderr)
+        if args.json:
+            document = snapshot_json(paths, snapshot)
+            document["database"] = sample.database_dict() if sample else None
+            document["wal"] = sample.wal_dict() if sample else None
+            documents.append(document)
+        else:
+            text = snapshot_text(paths, snapshot)
+            if sample is not None:
+                text += "\n\n" + wal_text(sample)
+            sections.append(f"[{literal(paths.label)}]\n{text}" if several else text)
+    if args.json:
+        if several:
+            print(json.dumps({"stores": documents}, indent=2))
+        elif not failed:
+            print(json.dumps(documents[0], indent=2))
+    elif several:
+        print("\n\n".join(sections))
+    elif not failed:
+        print(sections[0])
+    return 2 if failed else 0
+
+
+def _take(paths: StorePaths, args: argparse.Namespace) -> StoreSnapshot:
     from ..live.refresher import Refresher, ViewRequest
 
     refresher = Refresher(paths, stall_after=args.stall_after, writer_tz=args.writer_tz)
     try:
         request = ViewRequest(limit=args.limit, execution_id=args.execution)
-        snapshot = refresher.refresh(request, datetime.now(), force=True, tables=True)
+        return refresher.refresh(request, datetime.now(), force=True, tables=True)
     finally:
         refresher.close()
-    if snapshot.error:
-        return fail(snapshot.error)
-    sample = snapshot.sample
-    if sample is None:
-        print("stepflow-top: cannot read the WAL state (the probe process did not answer)",
-              file=sys.stderr)
-    if args.execution is not None:
-        if snapshot.detail is None:
-            return fail(f"no execution {literal(args.execution)} in {paths.database}")
-        print(json.dumps(execution_json(snapshot), indent=2))
-    elif args.json:
-        document = snapshot_json(paths, snapshot)
-        document["database"] = sample.database_dict() if sample else None
-        document["wal"] = sample.wal_dict() if sample else None
-        print(json.dumps(document, indent=2))
-    else:
-        print(snapshot_text(paths, snapshot))
-        if sample is not None:
-            print()
-            print(wal_text(sample))
-    return 0
+
+
+def _print_execution(taken: list[tuple[StorePaths, StoreSnapshot]], execution_id: str) -> int:
+    """``--execution ID``: the first store that holds it, in full."""
+    for _paths, snapshot in taken:
+        if not snapshot.error and snapshot.detail is not None:
+            print(json.dumps(execution_json(snapshot), indent=2))
+            return 0
+    errors = [f"{p.label}: {s.error}" if len(taken) > 1 else s.error
+              for p, s in taken if s.error]
+    where = ", ".join(p.label for p, _ in taken) if len(taken) > 1 else taken[0][0].database
+    return fail("; ".join(errors) if len(errors) == len(taken)
+                else f"no execution {literal(execution_id)} in {where}")
 
 
 def wal_text(sample: WalSample) -> str:
@@ -75,15 +111,11 @@ def wal_text(sample: WalSample) -> str:
 
 
 def snapshot_json(paths: StorePaths, snapshot: StoreSnapshot) -> dict:
-    """The ``--once --json`` document (see README "Modes")."""
+    """The ``--once --json`` document of one store (see README "Modes")."""
     judgement = snapshot.judgement()
     counts = snapshot.counts
     return {
-        "store": {
-            "root": str(paths.root),
-            "database": str(paths.database),
-            "journal_mode": snapshot.journal_mode,
-        },
+        "store": _store_json(paths, snapshot.journal_mode),
         "writer": snapshot.writer.to_json(),
         "counts": {
             "executions": counts.executions,
@@ -93,6 +125,11 @@ def snapshot_json(paths: StorePaths, snapshot: StoreSnapshot) -> dict:
         },
         "executions": [_execution_summary(e, judgement) for e in snapshot.executions],
     }
+
+
+def _store_json(paths: StorePaths, journal_mode: str | None) -> dict:
+    return {"name": paths.label, "root": str(paths.root), "database": str(paths.database),
+            "journal_mode": journal_mode}
 
 
 def _execution_summary(e: Execution, judgement: Judgement) -> dict:

@@ -22,7 +22,7 @@ import os
 import threading
 import time
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Iterator
 
@@ -68,7 +68,9 @@ def checks_of(kind: str) -> tuple[str, ...]:
 class Perf:
     """One performance-data figure (Monitoring Plugins guidelines §2.6:
     ``'label'=value[UOM];[warn];[crit];[min];[max]``). ``value`` None prints ``U``
-    (the value could not be determined)."""
+    (the value could not be determined). A label holding a space or a quote is quoted
+    (a quote doubled), and ``=``, which no label may hold, becomes ``_`` (same
+    section)."""
 
     label: str
     value: int | None
@@ -77,9 +79,16 @@ class Perf:
     min: int | None = 0
 
     def __str__(self) -> str:
+        label = self.label.replace("=", "_")
+        if " " in label or "'" in label:
+            label = "'" + label.replace("'", "''") + "'"
         value = "U" if self.value is None else f"{self.value}{self.uom}"
         low = "" if self.min is None else str(self.min)
-        return f"{self.label}={value};{self.warn};;{low}"
+        return f"{label}={value};{self.warn};;{low}"
+
+    def of_store(self, store: str) -> "Perf":
+        """This figure labelled ``store:label``, for a report over several stores."""
+        return replace(self, label=f"{store}:{self.label}")
 
 
 @dataclass(frozen=True)
