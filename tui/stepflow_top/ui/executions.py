@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+
 import humanize
 from rich.text import Text
 from textual import on
@@ -16,24 +19,74 @@ from ..live.settings import SORTS
 from ..store import filters
 from ..store.models import FINAL_EXECUTION, Execution, Judgement, Status
 from ..store.order import SORT_SCOPE
+from ..store.stepmeta import parse_step_meta
 from ..store.text import literal
 from .messages import OpenExecution
+from .progress import step_suffix
 from .widgets import KeyedTable, StoreBar, TextPanel, cell
 
 COLUMNS = (
     ("status", "Status"), ("name", "Name"), ("user", "User"), ("started", "Started"),
     ("duration", "Duration"), ("steps", "Steps"), ("current", "Current step"), ("exit", "Exit"),
 )
+# Shown only in wide windows, after Exit, opened in this order (issue 9).
+WIDE_COLUMNS = (("error", "Error"), ("tags", "Tags"))
+WIDE = frozenset(key for key, _ in WIDE_COLUMNS)
 STATUS_CYCLE = (None, Status.RUNNING, Status.STALLED, Status.LOST, Status.FAILED,
                 Status.COMPLETED, Status.CANCELLED)
-LABELS = dict(COLUMNS)
+LABELS = dict(COLUMNS + WIDE_COLUMNS)
 
 PAGE = 50
-# Status, user, started, duration, steps and exit, with two cells of padding per
-# column and the scrollbar: what is left goes to the name and current step.
 # Status "✓ completed*", User, Started "Nov 21 19:55", Duration, Steps, Exit "-15",
 # cell padding, scrollbar: everything but the name and the current step.
 FIXED_WIDTH = 12 + 8 + 12 + 8 + 5 + 4 + 2 * len(COLUMNS) + 3
+CELL_PADDING = 2
+# The room the fixed columns leave, handed out in this order: each entry grows a column
+# to that many cells. The name and the current step take turns, the step giving way
+# first as the window narrows, so the name is cut last; above ~135 columns the error
+# message opens, then tags. An error or tags entry that finds its column closed opens
+# it only when the whole width (and its padding) fits, and the handing out stops there:
+# widening a window never narrows a column.
+GROWTH = (
+    ("name", 6), ("step", 4), ("name", 16), ("step", 12), ("name", 24), ("step", 16),
+    ("name", 32), ("step", 20), ("name", 36), ("error", 12), ("step", 24), ("error", 30),
+    ("tags", 10), ("name", 40), ("error", 48), ("tags", 16), ("step", 32), ("name", 48),
+    ("error", 60), ("tags", 24),
+)
+PROGRESS_ROOM = 12  # the current step cell shows the step's progress from this width
+
+
+@dataclass(frozen=True)
+class Fit:
+    """Widths in terminal cells of the columns that share what the fixed ones leave;
+    ``error`` and ``tags`` are 0 while their columns are not shown."""
+
+    name: int
+    step: int
+    error: int = 0
+    tags: int = 0
+
+    @property
+    def wide(self) -> tuple[str, ...]:
+        """Keys of the wide columns shown, in WIDE_COLUMNS order."""
+        return tuple(key for key, _ in WIDE_COLUMNS if getattr(self, key))
+
+
+def fit_columns(width: int) -> Fit:
+    """The column widths for a screen ``width`` cells wide (see GROWTH). At 80
+    columns: name 8, step 4; at 120: name 32, step 20; at 160 the error message too."""
+    spare = max(10, width - FIXED_WIDTH)
+    widths = dict.fromkeys(("name", "step", "error", "tags"), 0)
+    for column, target in GROWTH:
+        if column in WIDE and not widths[column]:  # a wide column still closed
+            if spare < target + CELL_PADDING:
+                break
+            widths[column], spare = target, spare - target - CELL_PADDING
+            continue
+        grow = min(max(0, target - widths[column]), spare)
+        widths[column] += grow
+        spare -= grow
+    return Fit(**widths)
 
 
 class ExecutionsScreen(Screen):
@@ -58,18 +111,29 @@ class ExecutionsScreen(Screen):
         self.relative = False  # T: "3 minutes ago" instead of clock times
         self.filter_error: str | None = None
         self.follow = True  # the newest run under the cursor until the reader moves
-        self.name_width, self.step_width = 28, 24
+        self.fit = Fit(name=28, step=24)
         self._new_view: ViewRequest | None = None  # asked for, its rows not shown yet
 
     def on_resize(self) -> None:
-        # The current step gives way first and the name last, so a narrow window never
-        # pushes Exit off screen (80 columns: name 8, step 4).
-        spare = max(10, self.size.width - FIXED_WIDTH)
-        step = max(4, min(32, (spare - 10) // 2))
-        widths = (max(6, min(40, spare - step)), step)
-        if widths != (self.name_width, self.step_width):
-            self.name_width, self.step_width = widths
+        # Recomputed on every resize: the step gives way first and the name last, so a
+        # narrow window never pushes Exit off screen; a wide one opens error and tags.
+        fit = fit_columns(self.size.width)
+        if fit != self.fit:
+            self.fit = fit
+            self._show_wide_columns()
             self._show()
+
+    def _show_wide_columns(self) -> None:
+        """Add or remove the error and tags columns to match ``self.fit`` (they always
+        come after Exit, in WIDE_COLUMNS order)."""
+        table = self.table
+        wanted = self.fit.wide
+        for key, _label in reversed(WIDE_COLUMNS):
+            if key in table.columns and key not in wanted:
+                table.remove_column(key)
+        for key in wanted:
+            if key not in table.columns:
+                table.add_column(LABELS[key], key=key, default=Text(""))
 
     def compose(self) -> ComposeResult:
         yield StoreBar(id="bar")
@@ -145,17 +209,32 @@ class ExecutionsScreen(Screen):
         label = status.label
         if status.value != e.stored_status:
             label += "*"
-        return [
+        cells = [
             cell(label, self.table.status_style(status.value)),
-            cell(e.name, width=self.name_width),
+            cell(e.name, width=self.fit.name),
             cell(e.user_name, width=8),
             cell(self._time(e, now)),
             cell(formatting.duration(e.duration(judgement))),
             cell(formatting.progress(*e.progress)),
-            cell(e.current_step, width=self.step_width),
+            self._current_step(e),
             cell("" if e.exit_code is None else e.exit_code,
                  "bold red" if e.exit_code not in (None, 0) else ""),
         ]
+        if self.fit.error:
+            cells.append(_error(e, status, self.fit.error))
+        if self.fit.tags:
+            cells.append(cell(_tags(e.tags), "dim", width=self.fit.tags))
+        return cells
+
+    def _current_step(self, e: Execution) -> Text:
+        """The current step's name, and its progress when the cell has room for both."""
+        width = self.fit.step
+        suffix = ""
+        if width >= PROGRESS_ROOM and e.running_metadata:
+            suffix = step_suffix(parse_step_meta(e.running_metadata))
+        text = cell(e.current_step, width=width - len(suffix))
+        text.append(suffix, "bold")
+        return text
 
     def _time(self, e: Execution, now) -> str:
         if self.relative and e.start is not None:
@@ -164,7 +243,7 @@ class ExecutionsScreen(Screen):
 
     def _mark_sorted_column(self) -> None:
         """▼/▲ on the sorted column's header (▼: the order's first sense, e.g. newest
-        first; ▲ reversed)."""
+        first; ▲ reversed). The wide columns are not sorted, so they keep their labels."""
         self.table.relabel({
             key: Text(label + (" ▲" if self.reverse else " ▼") if key == self.sort else label)
             for key, label in COLUMNS})
@@ -299,3 +378,27 @@ class ExecutionsScreen(Screen):
         if key is not None:
             self.app.copy_to_clipboard(key)
             self.notify(f"copied {literal(key)}", timeout=2, markup=False)
+
+
+def _error(e: Execution, status: Status, width: int) -> Text:
+    """The Error cell: the run's stored error message; for a failed run that has none,
+    how it ended (a cancel is stored as exit -15: STEPFLOW_STORE.md) and its last step."""
+    if e.error_message:
+        return cell(e.error_message, "red", width=width)
+    if status is not Status.FAILED:
+        return Text("")
+    how = "cancelled" if e.exit_code == -15 else "failed"
+    return cell(f"{how} during {e.last_step}" if e.last_step else how, "dim", width=width)
+
+
+def _tags(stored: str | None) -> str:
+    """``etl, nightly`` from the stored JSON array; text that is not one, as stored."""
+    if not stored:
+        return ""
+    try:
+        value = json.loads(stored)
+    except (ValueError, RecursionError):
+        return stored
+    if isinstance(value, list):
+        return ", ".join(v if isinstance(v, str) else json.dumps(v) for v in value)
+    return stored
