@@ -122,6 +122,7 @@ class ExecutionsScreen(Screen):
             self.fit = fit
             self._show_wide_columns()
             self._show()
+            self._narrow_shared_columns()
 
     def _show_wide_columns(self) -> None:
         """Add or remove the error and tags columns to match ``self.fit`` (they always
@@ -134,6 +135,18 @@ class ExecutionsScreen(Screen):
         for key in wanted:
             if key not in table.columns:
                 table.add_column(LABELS[key], key=key, default=Text(""))
+
+    def _narrow_shared_columns(self) -> None:
+        """A narrower fit must narrow its columns too: DataTable widens a column when a
+        cell grows but never narrows it by itself. Setting one cell again with
+        ``update_width`` makes it measure the whole column when that cell is narrower
+        than the column (as every cell is once cut shorter)."""
+        table = self.table
+        first = next(iter(table.rows), None)
+        if first is None:
+            return
+        for key in ("name", "current", *self.fit.wide):
+            table.update_cell(first, key, table.get_cell(first, key), update_width=True)
 
     def compose(self) -> ComposeResult:
         yield StoreBar(id="bar")
