@@ -21,7 +21,7 @@ def used(fit: Fit) -> int:
 
 @pytest.mark.parametrize(("width", "expected"), [
     (80, Fit(name=8, step=4)),
-    (100, Fit(name=20, step=12)),
+    (100, Fit(name=21, step=11)),
     (120, Fit(name=32, step=20)),
     (160, Fit(name=36, step=24, error=30)),
     (200, Fit(name=40, step=24, error=48, tags=16)),

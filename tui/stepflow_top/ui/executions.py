@@ -48,7 +48,7 @@ CELL_PADDING = 2
 # it only when the whole width (and its padding) fits, and the handing out stops there:
 # widening a window never narrows a column.
 GROWTH = (
-    ("name", 6), ("step", 4), ("name", 16), ("step", 12), ("name", 24), ("step", 16),
+    ("name", 6), ("step", 4), ("name", 16), ("step", 11), ("name", 24), ("step", 16),
     ("name", 32), ("step", 20), ("name", 36), ("error", 12), ("step", 24), ("error", 30),
     ("tags", 10), ("name", 40), ("error", 48), ("tags", 16), ("step", 32), ("name", 48),
     ("error", 60), ("tags", 24),
