@@ -53,7 +53,7 @@ def assert_on_screen(table: KeyedTable) -> None:
 
 
 @pytest.mark.parametrize(("width", "wide"), [
-    (80, []), (120, []), (160, ["error"]), (200, ["error", "tags"]),
+    (80, []), (100, []), (120, ["error"]), (160, ["error", "tags"]), (200, ["error", "tags"]),
 ])
 async def test_wide_windows_show_error_messages_then_tags(failed_store, width, wide):
     app = StepflowTop(locate_store(failed_store), clock=lambda: FROZEN_NOW, watch=False)
@@ -62,12 +62,15 @@ async def test_wide_windows_show_error_messages_then_tags(failed_store, width, w
         keys = [c.key.value for c in table.columns.values()]
         assert keys[keys.index("exit") + 1:] == wide  # after Exit, in this order
         assert_on_screen(table)
-        if width >= 120:
-            assert text(table, "data-report", "name") == "data-report"  # names whole
+        if width >= 100:  # names whole, then current steps, before any error message
+            assert text(table, "data-report", "name") == "data-report"
+            assert text(table, "shell-build", "current") == "Model Evaluation"
         if "error" in wide:
             shown = text(table, "shell-build", "error")
             assert shown.endswith("…") and MESSAGE.startswith(shown[:-1])
-            assert text(table, "nightly-etl", "error").startswith("cancelled during ")
+            if width == 200:  # what short names leave over goes to the message
+                assert len(shown) > 70
+            assert text(table, "nightly-etl", "error").startswith("cancelled, last")
             assert text(table, "data-report", "error") == ""
         if "tags" in wide:
             assert text(table, "nightly-etl", "tags") == "etl, nightly"
@@ -78,7 +81,8 @@ async def test_columns_follow_every_resize(failed_store):
     app = StepflowTop(locate_store(failed_store), clock=lambda: FROZEN_NOW, watch=False)
     async with app.run_test(size=(200, 24)) as pilot:
         table = await loaded(pilot, app)
-        for width, last in ((80, "exit"), (160, "error"), (120, "exit"), (200, "tags")):
+        for width, last in ((80, "exit"), (120, "error"), (100, "exit"), (200, "tags"),
+                            (130, "error")):
             await pilot.resize_terminal(width, 24)
             await until(pilot, lambda last=last: list(table.columns)[-1].value == last)
             await pilot.pause()

@@ -95,3 +95,18 @@ def test_elapsed_against_the_estimate():
     done = step("completed", '{"ESTIMATED_DURATION": "180"}', completed_at=now)
     assert str(timing(StepView(done, "completed"), now + timedelta(hours=1))) == "1m05s"
     assert str(timing(StepView(step(), "running"), now)) == "1m05s"
+
+
+def test_short_names_leave_their_room_to_the_error_message():
+    needs = {"name": 11, "step": 16}
+    assert fit_columns(80, needs) == Fit(name=8, step=4)  # the same narrow layout
+    assert fit_columns(100, needs) == Fit(name=11, step=16)
+    assert fit_columns(200, needs) == Fit(name=11, step=16, error=77, tags=24)
+    previous = fit_columns(60, needs)
+    for width in range(61, 320):
+        fit = fit_columns(width, needs)
+        assert fit.name <= 11 and fit.step <= 16
+        assert used(fit) <= max(10, width - FIXED_WIDTH)
+        for column in ("name", "step", "error", "tags"):
+            assert getattr(fit, column) >= getattr(previous, column), (width, column)
+        previous = fit

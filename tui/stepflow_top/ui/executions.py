@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 
 import humanize
+from rich.cells import cell_len
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -19,7 +20,7 @@ from ..live.settings import SORTS
 from ..store import filters
 from ..store.models import FINAL_EXECUTION, Execution, Judgement, Status
 from ..store.order import SORT_SCOPE
-from ..store.stepmeta import parse_step_meta
+from ..store.stepmeta import StepMeta, parse_step_meta
 from ..store.text import literal
 from .messages import OpenExecution
 from .progress import step_suffix
@@ -53,6 +54,7 @@ GROWTH = (
     ("tags", 10), ("name", 40), ("error", 48), ("tags", 16), ("step", 32), ("name", 48),
     ("error", 60), ("tags", 24),
 )
+GROWTH_FIRST = {column: target for column, target in reversed(GROWTH)}  # first sizes
 PROGRESS_ROOM = 12  # the current step cell shows the step's progress from this width
 
 
@@ -72,9 +74,13 @@ class Fit:
         return tuple(key for key, _ in WIDE_COLUMNS if getattr(self, key))
 
 
-def fit_columns(width: int) -> Fit:
-    """The column widths for a screen ``width`` cells wide (see GROWTH). At 80
-    columns: name 8, step 4; at 120: name 32, step 20; at 160 the error message too."""
+def fit_columns(width: int, needs: dict[str, int] | None = None) -> Fit:
+    """The column widths for a screen ``width`` cells wide (see GROWTH). ``needs``:
+    the cells the widest ``name`` and ``step`` of the rows shown take (a column never
+    grows past what it needs, leaving the room to the entries after it; what is left
+    after the last one goes to the error message). Without needs, at 80 columns:
+    name 8, step 4; at 120: name 32, step 20; at 160 the error message too."""
+    needs = needs or {}
     spare = max(10, width - FIXED_WIDTH)
     widths = dict.fromkeys(("name", "step", "error", "tags"), 0)
     for column, target in GROWTH:
@@ -83,9 +89,12 @@ def fit_columns(width: int) -> Fit:
                 break
             widths[column], spare = target, spare - target - CELL_PADDING
             continue
-        grow = min(max(0, target - widths[column]), spare)
+        wanted = min(target, max(needs.get(column, target), GROWTH_FIRST[column]))
+        grow = min(max(0, wanted - widths[column]), spare)
         widths[column] += grow
         spare -= grow
+    else:
+        widths["error"] += spare
     return Fit(**widths)
 
 
@@ -117,12 +126,33 @@ class ExecutionsScreen(Screen):
     def on_resize(self) -> None:
         # Recomputed on every resize: the step gives way first and the name last, so a
         # narrow window never pushes Exit off screen; a wide one opens error and tags.
-        fit = fit_columns(self.size.width)
+        self._refit()
+
+    def _refit(self, _value=None) -> None:
+        """Fit the columns to the width and to the rows shown: a wide window gives what
+        short names and step names leave over to the error message."""
+        fit = fit_columns(self.size.width, self._needs())
         if fit != self.fit:
             self.fit = fit
             self._show_wide_columns()
             self._show()
             self._narrow_shared_columns()
+
+    def _needs(self) -> dict[str, int] | None:
+        """Cells the widest name and current step (with its progress) of the rows
+        shown take, counting the headers; None before the first rows."""
+        snapshot = self.app.snapshot
+        if snapshot is None or not snapshot.executions:
+            return None
+        room = len(step_suffix(StepMeta(progress=100.0)))
+        return {
+            "name": max(cell_len(LABELS["name"]),
+                        *(cell_len(literal(e.name)) for e in snapshot.executions)),
+            "step": max(cell_len(LABELS["current"]),
+                        *(cell_len(literal(e.current_step))
+                          + (room if e.running_metadata else 0)
+                          for e in snapshot.executions)),
+        }
 
     def _show_wide_columns(self) -> None:
         """Add or remove the error and tags columns to match ``self.fit`` (they always
@@ -165,6 +195,7 @@ class ExecutionsScreen(Screen):
         self._mark_sorted_column()
         self.app.set_request(sort=self.sort, reverse=self.reverse)
         self.watch(self.app, "snapshot", self._show)
+        self.watch(self.app, "snapshot", self._refit)  # after _show: it may re-show
         self.watch(self.app, "now", self._tick)
         self._show_view_state()
         self.query_one(KeyedTable).focus()
@@ -395,13 +426,14 @@ class ExecutionsScreen(Screen):
 
 def _error(e: Execution, status: Status, width: int) -> Text:
     """The Error cell: the run's stored error message; for a failed run that has none,
-    how it ended (a cancel is stored as exit -15: STEPFLOW_STORE.md) and its last step."""
+    how it ended (a cancel is stored as exit -15: STEPFLOW_STORE.md) and its last step
+    (where it stopped, which is not always the step that failed)."""
     if e.error_message:
         return cell(e.error_message, "red", width=width)
     if status is not Status.FAILED:
         return Text("")
     how = "cancelled" if e.exit_code == -15 else "failed"
-    return cell(f"{how} during {e.last_step}" if e.last_step else how, "dim", width=width)
+    return cell(f"{how}, last step {e.last_step}" if e.last_step else how, "dim", width=width)
 
 
 def _tags(stored: str | None) -> str:
