@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import pytest
 from stepflow_top.store.models import Step, StepView
 from stepflow_top.store.stepmeta import StepMeta
-from stepflow_top.ui.executions import CELL_PADDING, FIXED_WIDTH, Fit, fit_columns
+from stepflow_top.ui.list_columns import CELL_PADDING, FIXED_WIDTH, Fit, fit_columns
 from stepflow_top.ui.progress import about, bar, percent, progress_cell, timing
 
 

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-
 import humanize
-from rich.cells import cell_len
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -20,82 +16,26 @@ from ..live.settings import SORTS
 from ..store import filters
 from ..store.models import FINAL_EXECUTION, Execution, Judgement, Status
 from ..store.order import SORT_SCOPE
-from ..store.stepmeta import StepMeta, parse_step_meta
+from ..store.stepmeta import parse_step_meta
 from ..store.text import literal
+from .list_columns import (
+    COLUMNS,
+    LABELS,
+    PROGRESS_ROOM,
+    WIDE_COLUMNS,
+    Fit,
+    column_needs,
+    error_cell,
+    fit_columns,
+    tags_text,
+)
 from .messages import OpenExecution
 from .progress import step_suffix
 from .widgets import KeyedTable, StoreBar, TextPanel, cell
 
-COLUMNS = (
-    ("status", "Status"), ("name", "Name"), ("user", "User"), ("started", "Started"),
-    ("duration", "Duration"), ("steps", "Steps"), ("current", "Current step"), ("exit", "Exit"),
-)
-# Shown only in wide windows, after Exit, opened in this order (issue 9).
-WIDE_COLUMNS = (("error", "Error"), ("tags", "Tags"))
-WIDE = frozenset(key for key, _ in WIDE_COLUMNS)
 STATUS_CYCLE = (None, Status.RUNNING, Status.STALLED, Status.LOST, Status.FAILED,
                 Status.COMPLETED, Status.CANCELLED)
-LABELS = dict(COLUMNS + WIDE_COLUMNS)
-
 PAGE = 50
-# Status "✓ completed*", User, Started "Nov 21 19:55", Duration, Steps, Exit "-15",
-# cell padding, scrollbar: everything but the name and the current step.
-FIXED_WIDTH = 12 + 8 + 12 + 8 + 5 + 4 + 2 * len(COLUMNS) + 3
-CELL_PADDING = 2
-# The room the fixed columns leave, handed out in this order: each entry grows a column
-# to that many cells. The name and the current step take turns, the step giving way
-# first as the window narrows, so the name is cut last; above ~135 columns the error
-# message opens, then tags. An error or tags entry that finds its column closed opens
-# it only when the whole width (and its padding) fits, and the handing out stops there:
-# widening a window never narrows a column.
-GROWTH = (
-    ("name", 6), ("step", 4), ("name", 16), ("step", 11), ("name", 24), ("step", 16),
-    ("name", 32), ("step", 20), ("name", 36), ("error", 12), ("step", 24), ("error", 30),
-    ("tags", 10), ("name", 40), ("error", 48), ("tags", 16), ("step", 32), ("name", 48),
-    ("error", 60), ("tags", 24),
-)
-GROWTH_FIRST = {column: target for column, target in reversed(GROWTH)}  # first sizes
-PROGRESS_ROOM = 12  # the current step cell shows the step's progress from this width
-
-
-@dataclass(frozen=True)
-class Fit:
-    """Widths in terminal cells of the columns that share what the fixed ones leave;
-    ``error`` and ``tags`` are 0 while their columns are not shown."""
-
-    name: int
-    step: int
-    error: int = 0
-    tags: int = 0
-
-    @property
-    def wide(self) -> tuple[str, ...]:
-        """Keys of the wide columns shown, in WIDE_COLUMNS order."""
-        return tuple(key for key, _ in WIDE_COLUMNS if getattr(self, key))
-
-
-def fit_columns(width: int, needs: dict[str, int] | None = None) -> Fit:
-    """The column widths for a screen ``width`` cells wide (see GROWTH). ``needs``:
-    the cells the widest ``name`` and ``step`` of the rows shown take (a column never
-    grows past what it needs, leaving the room to the entries after it; what is left
-    after the last one goes to the error message). Without needs, at 80 columns:
-    name 8, step 4; at 120: name 32, step 20; at 160 the error message too."""
-    needs = needs or {}
-    spare = max(10, width - FIXED_WIDTH)
-    widths = dict.fromkeys(("name", "step", "error", "tags"), 0)
-    for column, target in GROWTH:
-        if column in WIDE and not widths[column]:  # a wide column still closed
-            if spare < target + CELL_PADDING:
-                break
-            widths[column], spare = target, spare - target - CELL_PADDING
-            continue
-        wanted = min(target, max(needs.get(column, target), GROWTH_FIRST[column]))
-        grow = min(max(0, wanted - widths[column]), spare)
-        widths[column] += grow
-        spare -= grow
-    else:
-        widths["error"] += spare
-    return Fit(**widths)
 
 
 class ExecutionsScreen(Screen):
@@ -131,28 +71,14 @@ class ExecutionsScreen(Screen):
     def _refit(self, _value=None) -> None:
         """Fit the columns to the width and to the rows shown: a wide window gives what
         short names and step names leave over to the error message."""
-        fit = fit_columns(self.size.width, self._needs())
+        snapshot = self.app.snapshot
+        fit = fit_columns(self.size.width,
+                          column_needs(snapshot.executions) if snapshot else None)
         if fit != self.fit:
             self.fit = fit
             self._show_wide_columns()
             self._show()
             self._narrow_shared_columns()
-
-    def _needs(self) -> dict[str, int] | None:
-        """Cells the widest name and current step (with its progress) of the rows
-        shown take, counting the headers; None before the first rows."""
-        snapshot = self.app.snapshot
-        if snapshot is None or not snapshot.executions:
-            return None
-        room = len(step_suffix(StepMeta(progress=100.0)))
-        return {
-            "name": max(cell_len(LABELS["name"]),
-                        *(cell_len(literal(e.name)) for e in snapshot.executions)),
-            "step": max(cell_len(LABELS["current"]),
-                        *(cell_len(literal(e.current_step))
-                          + (room if e.running_metadata else 0)
-                          for e in snapshot.executions)),
-        }
 
     def _show_wide_columns(self) -> None:
         """Add or remove the error and tags columns to match ``self.fit`` (they always
@@ -265,9 +191,9 @@ class ExecutionsScreen(Screen):
                  "bold red" if e.exit_code not in (None, 0) else ""),
         ]
         if self.fit.error:
-            cells.append(_error(e, status, self.fit.error))
+            cells.append(error_cell(e, status, self.fit.error))
         if self.fit.tags:
-            cells.append(cell(_tags(e.tags), "dim", width=self.fit.tags))
+            cells.append(cell(tags_text(e.tags), "dim", width=self.fit.tags))
         return cells
 
     def _current_step(self, e: Execution) -> Text:
@@ -423,27 +349,3 @@ class ExecutionsScreen(Screen):
             self.app.copy_to_clipboard(key)
             self.notify(f"copied {literal(key)}", timeout=2, markup=False)
 
-
-def _error(e: Execution, status: Status, width: int) -> Text:
-    """The Error cell: the run's stored error message; for a failed run that has none,
-    how it ended (a cancel is stored as exit -15: STEPFLOW_STORE.md) and its last step
-    (where it stopped, which is not always the step that failed)."""
-    if e.error_message:
-        return cell(e.error_message, "red", width=width)
-    if status is not Status.FAILED:
-        return Text("")
-    how = "cancelled" if e.exit_code == -15 else "failed"
-    return cell(f"{how}, last step {e.last_step}" if e.last_step else how, "dim", width=width)
-
-
-def _tags(stored: str | None) -> str:
-    """``etl, nightly`` from the stored JSON array; text that is not one, as stored."""
-    if not stored:
-        return ""
-    try:
-        value = json.loads(stored)
-    except (ValueError, RecursionError):
-        return stored
-    if isinstance(value, list):
-        return ", ".join(v if isinstance(v, str) else json.dumps(v) for v in value)
-    return stored
