@@ -144,3 +144,28 @@ async def test_meta_markers_in_the_steps_table_and_the_log_header(tmp_path):
             assert str(table.get_cell(step, "duration")).endswith("/ a bit")
     finally:
         service.close()
+
+
+DATA_REPORT = "77c5563f-20ba-4823-9274-144ce96d2185"
+
+
+async def test_the_log_header_times_a_running_step_against_its_estimate(fixture_store):
+    """The fixture's running step Data Collection (META:ESTIMATED_DURATION:180) started
+    at 19:56:01.4; the header's elapsed time moves with the app's clock."""
+    with closing(sqlite3.connect(fixture_store / "database" / "stepflow.db")) as db, db:
+        db.execute("UPDATE steps SET metadata=json_set(metadata, '$.PROGRESS', '30') "
+                   "WHERE name='Data Collection'")
+    now = [FROZEN_NOW]
+    app = StepflowTop(locate_store(fixture_store), clock=lambda: now[0], watch=False)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await until(pilot, lambda: app.snapshot is not None)
+        app.push_screen(DetailScreen(DATA_REPORT))
+        table = await until(pilot, lambda: isinstance(app.screen, DetailScreen) and (
+            t := app.screen.query_one("#steps-table", KeyedTable)).row_count == 2 and t)
+        table.move_cursor(row=1)
+        await pilot.press("enter")
+        header = await until(pilot, lambda: isinstance(app.screen, LogScreen)
+                             and app.screen.query_one("#step-summary", TextPanel))
+        assert "30%  8.6s / ~3m" in str(header.render())
+        now[0] = FROZEN_NOW.replace(minute=59)  # past the estimate
+        await until(pilot, lambda: "3m08s / ~3m" in str(header.render()))
