@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import tempfile
+from contextlib import closing
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,14 +28,34 @@ SHELL_BUILD = "b98c3c75-fc75-42c2-8a8e-0ba7e891ab26"
 STORE = Path(tempfile.gettempdir()) / "stepflow-top-snapshots" / "storage"
 
 
-@pytest.fixture
-def app() -> StepflowTop:
+def store_app(*edits: str, logs: dict[str, str] | None = None) -> StepflowTop:
+    """The app on a fresh copy of the fixture at STORE, after the SQL ``edits`` (run
+    before the app exists: it holds no connection yet) and with the ``logs`` files
+    written (path under executions/ → text)."""
     shutil.rmtree(STORE.parent, ignore_errors=True)
     copy_store(FIXTURE, STORE)
+    if edits:
+        with closing(sqlite3.connect(STORE / "database" / "stepflow.db")) as db, db:
+            for statement in edits:
+                db.execute(statement)
+    for name, text in (logs or {}).items():
+        (STORE / "executions" / name).write_text(text)
     # The store bar shows the last commit's time: the file's, as the service left it.
     last_commit = FROZEN_NOW.timestamp() - 9
     os.utime(STORE / "database" / "stepflow.db", (last_commit, last_commit))
-    yield StepflowTop(locate_store(STORE), clock=lambda: FROZEN_NOW, watch=False)
+    return StepflowTop(locate_store(STORE), clock=lambda: FROZEN_NOW, watch=False)
+
+
+@pytest.fixture
+def app() -> StepflowTop:
+    yield store_app()
+    shutil.rmtree(STORE.parent, ignore_errors=True)
+
+
+@pytest.fixture
+def store_apps():
+    """``store_app`` as a fixture that removes the store afterwards."""
+    yield store_app
     shutil.rmtree(STORE.parent, ignore_errors=True)
 
 
@@ -156,3 +179,97 @@ def test_health_screen(snap_compare, app):
         await settle(pilot, lambda: rows(app, "#history-table") == 4)
 
     assert snap_compare(app, terminal_size=(100, 36), run_before=ready)
+
+
+def test_health_screen_at_60x20(snap_compare, app):
+    state = fixed_health()
+    app.health_monitor.sample = lambda journal_mode=None, taken=None: state
+
+    async def ready(pilot):
+        await settle(pilot, lambda: rows(app, "#executions") == 3)
+        await pilot.press("2")
+        await settle(pilot, lambda: rows(app, "#history-table") == 4
+                     and app.screen.has_class("compact"))
+        app.clear_notifications()  # the starved-checkpoint toast would hide half the screen
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(60, 20), run_before=ready)
+
+
+# Wide terminals (issue 9): error messages of failed runs, then tags.
+FAILURES = (
+    "UPDATE executions SET status='failed', exit_code=-15, tags='[\"etl\", \"nightly\"]' "
+    "WHERE name='nightly-etl'",
+    "UPDATE executions SET status='failed', exit_code=1, error_message='Critical step "
+    "failed: Model Evaluation - accuracy 0.71 below the 0.80 threshold', "
+    "tags='[\"ml\", \"weekly\"]' WHERE name='shell-build'",
+)
+
+
+def test_executions_screen_at_160x40(snap_compare, store_apps):
+    app = store_apps(*FAILURES)
+
+    async def ready(pilot):
+        await settle(pilot, lambda: rows(app, "#executions") == 3)
+
+    assert snap_compare(app, terminal_size=(160, 40), run_before=ready)
+
+
+def test_executions_screen_at_200x40(snap_compare, store_apps):
+    app = store_apps(*FAILURES)
+
+    async def ready(pilot):
+        await settle(pilot, lambda: rows(app, "#executions") == 3)
+
+    assert snap_compare(app, terminal_size=(200, 40), run_before=ready)
+
+
+# data-report's running step, after META:PROGRESS:50 and META:DESCRIPTION: markers (each
+# a save of the step, which rewrites its log file whole: STEPFLOW_STORE.md).
+DATA_REPORT = "77c5563f-20ba-4823-9274-144ce96d2185"
+COLLECTION = "6d7d209f-f62c-4441-8131-1b4bdf32e707"
+PROGRESS = (
+    "UPDATE steps SET metadata='{\"ESTIMATED_DURATION\": \"180\", \"PROGRESS\": \"50\", "
+    f"\"DESCRIPTION\": \"Collecting sales data from 3 regions\"}}' WHERE id='{COLLECTION}'",
+)
+COLLECTION_LOG = {f"{DATA_REPORT}/step_1_{COLLECTION}.log": (
+    "[2026-11-21T19:56:01.401220] Connecting to the sales database...\n"
+    "[2026-11-21T19:56:03.512004] Region north: 12,408 rows\n"
+    "[2026-11-21T19:56:05.620931] Region south: 9,977 rows\n")}
+
+
+def running(app: StepflowTop) -> StepflowTop:
+    """Nothing holds the copied store open, so its pending run would be lost: sample it
+    as on a system whose locks cannot be read (another OS, a container without
+    /proc/locks), where nothing is called lost and the bar says so."""
+    sample = app.refresher.probe.sample
+    app.refresher.probe.sample = lambda db: replace(sample(db), locks_readable=False)
+    return app
+
+
+async def open_data_report(pilot, app) -> None:
+    await settle(pilot, lambda: rows(app, "#executions") == 3)
+    app.push_screen(DetailScreen(DATA_REPORT))
+    await settle(pilot, lambda: rows(app, "#steps-table") == 2)
+
+
+def test_detail_steps_with_progress(snap_compare, store_apps):
+    app = running(store_apps(*PROGRESS, logs=COLLECTION_LOG))
+
+    async def ready(pilot):
+        await open_data_report(pilot, app)
+
+    assert snap_compare(app, terminal_size=(120, 24), run_before=ready)
+
+
+def test_log_header_with_meta(snap_compare, store_apps):
+    app = running(store_apps(*PROGRESS, logs=COLLECTION_LOG))
+
+    async def ready(pilot):
+        await open_data_report(pilot, app)
+        app.screen.query_one("#steps-table", KeyedTable).move_cursor(row=1)
+        await pilot.press("enter")
+        await settle(pilot, lambda: isinstance(app.screen, LogScreen)
+                     and len(app.screen.query_one(LogView).lines) == 3)
+
+    assert snap_compare(app, terminal_size=(100, 24), run_before=ready)

@@ -16,6 +16,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Sequence
 
+from .stepmeta import StepMeta, parse_step_meta
+
 FINAL_EXECUTION = frozenset({"completed", "failed", "cancelled"})
 LIVE_STORED = frozenset({"pending", "running"})  # a SIGTERM'd service saves "running"
 FINISHED_STEP = frozenset({"completed", "failed", "skipped"})
@@ -137,6 +139,12 @@ class Step:
         return self.status in FINISHED_STEP
 
     @property
+    def meta(self) -> StepMeta:
+        """Progress, description and estimated duration from its ``META:`` markers."""
+        return parse_step_meta(self.metadata, estimated_duration=self.estimated_duration,
+                               description=self.description)
+
+    @property
     def last_saved(self) -> datetime | None:
         """The newest timestamp on the row: the service saves at start and at end."""
         times = [t for t in (self.created_at, self.started_at, self.completed_at) if t]
@@ -156,7 +164,7 @@ class Execution:
 
     ``stored_status`` is the row's word, which says ``pending`` for the whole run
     (STEPFLOW_STORE.md). The step aggregates (``steps_known``, ``steps_finished``,
-    ``steps_failed``, ``running_step``, ``last_change``) come
+    ``steps_failed``, ``running_step``, ``running_metadata``, ``last_change``) come
     from the step rows and log-file modification times and feed ``effective_status``.
     """
 
@@ -183,6 +191,7 @@ class Execution:
     steps_finished: int = 0
     steps_failed: int = 0
     running_step: str | None = None
+    running_metadata: str | None = None  # the running step's metadata JSON, raw
     last_step: str | None = None
     last_change: datetime | None = None
 

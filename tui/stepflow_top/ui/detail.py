@@ -16,10 +16,12 @@ from .. import formatting
 from ..store.models import ExecutionDetail, Judgement, StepView
 from ..store.text import literal
 from .messages import OpenLog, WatchFolder
+from .progress import progress_cell, timing
 from .widgets import KeyedTable, StoreBar, TextPanel, cell
 
-STEP_COLUMNS = (("index", "#"), ("name", "Step"), ("status", "Status"), ("started", "Started"),
-                ("duration", "Duration"), ("exit", "Exit"), ("error", "Error"))
+STEP_COLUMNS = (("index", "#"), ("name", "Step"), ("status", "Status"),
+                ("progress", "Progress"), ("started", "Started"), ("duration", "Duration"),
+                ("exit", "Exit"), ("error", "Error"))
 ARTIFACT_COLUMNS = (("name", "Artifact"), ("type", "Type"), ("size", "Size"),
                     ("exists", "On disk"), ("path", "Path"))
 
@@ -157,8 +159,9 @@ class DetailScreen(Screen):
             cell(step.name, width=28),
             cell(view.label + ("*" if view.inferred else ""),
                  self.steps_table.status_style(view.status)),
+            progress_cell(step.meta, view.status),
             cell(formatting.clock_time(step.started_at, now)),
-            cell(formatting.duration(view.duration(now))),
+            timing(view, now),
             cell("" if step.exit_code is None else step.exit_code,
                  "bold red" if step.exit_code not in (None, 0) else ""),
             cell(step.error_message, "red", width=60),

@@ -16,24 +16,26 @@ from ..live.settings import SORTS
 from ..store import filters
 from ..store.models import FINAL_EXECUTION, Execution, Judgement, Status
 from ..store.order import SORT_SCOPE
+from ..store.stepmeta import parse_step_meta
 from ..store.text import literal
+from .list_columns import (
+    COLUMNS,
+    LABELS,
+    PROGRESS_ROOM,
+    WIDE_COLUMNS,
+    Fit,
+    column_needs,
+    error_cell,
+    fit_columns,
+    tags_text,
+)
 from .messages import OpenExecution
+from .progress import step_suffix
 from .widgets import KeyedTable, StoreBar, TextPanel, cell
 
-COLUMNS = (
-    ("status", "Status"), ("name", "Name"), ("user", "User"), ("started", "Started"),
-    ("duration", "Duration"), ("steps", "Steps"), ("current", "Current step"), ("exit", "Exit"),
-)
 STATUS_CYCLE = (None, Status.RUNNING, Status.STALLED, Status.LOST, Status.FAILED,
                 Status.COMPLETED, Status.CANCELLED)
-LABELS = dict(COLUMNS)
-
 PAGE = 50
-# Status, user, started, duration, steps and exit, with two cells of padding per
-# column and the scrollbar: what is left goes to the name and current step.
-# Status "✓ completed*", User, Started "Nov 21 19:55", Duration, Steps, Exit "-15",
-# cell padding, scrollbar: everything but the name and the current step.
-FIXED_WIDTH = 12 + 8 + 12 + 8 + 5 + 4 + 2 * len(COLUMNS) + 3
 
 
 class ExecutionsScreen(Screen):
@@ -58,18 +60,49 @@ class ExecutionsScreen(Screen):
         self.relative = False  # T: "3 minutes ago" instead of clock times
         self.filter_error: str | None = None
         self.follow = True  # the newest run under the cursor until the reader moves
-        self.name_width, self.step_width = 28, 24
+        self.fit = Fit(name=28, step=24)
         self._new_view: ViewRequest | None = None  # asked for, its rows not shown yet
 
     def on_resize(self) -> None:
-        # The current step gives way first and the name last, so a narrow window never
-        # pushes Exit off screen (80 columns: name 8, step 4).
-        spare = max(10, self.size.width - FIXED_WIDTH)
-        step = max(4, min(32, (spare - 10) // 2))
-        widths = (max(6, min(40, spare - step)), step)
-        if widths != (self.name_width, self.step_width):
-            self.name_width, self.step_width = widths
+        # Recomputed on every resize: the step gives way first and the name last, so a
+        # narrow window never pushes Exit off screen; a wide one opens error and tags.
+        self._refit()
+
+    def _refit(self, _value=None) -> None:
+        """Fit the columns to the width and to the rows shown: a wide window gives what
+        short names and step names leave over to the error message."""
+        snapshot = self.app.snapshot
+        fit = fit_columns(self.size.width,
+                          column_needs(snapshot.executions) if snapshot else None)
+        if fit != self.fit:
+            self.fit = fit
+            self._show_wide_columns()
             self._show()
+            self._narrow_shared_columns()
+
+    def _show_wide_columns(self) -> None:
+        """Add or remove the error and tags columns to match ``self.fit`` (they always
+        come after Exit, in WIDE_COLUMNS order)."""
+        table = self.table
+        wanted = self.fit.wide
+        for key, _label in reversed(WIDE_COLUMNS):
+            if key in table.columns and key not in wanted:
+                table.remove_column(key)
+        for key in wanted:
+            if key not in table.columns:
+                table.add_column(LABELS[key], key=key, default=Text(""))
+
+    def _narrow_shared_columns(self) -> None:
+        """A narrower fit must narrow its columns too: DataTable widens a column when a
+        cell grows but never narrows it by itself. Setting one cell again with
+        ``update_width`` makes it measure the whole column when that cell is narrower
+        than the column (as every cell is once cut shorter)."""
+        table = self.table
+        first = next(iter(table.rows), None)
+        if first is None:
+            return
+        for key in ("name", "current", *self.fit.wide):
+            table.update_cell(first, key, table.get_cell(first, key), update_width=True)
 
     def compose(self) -> ComposeResult:
         yield StoreBar(id="bar")
@@ -88,6 +121,7 @@ class ExecutionsScreen(Screen):
         self._mark_sorted_column()
         self.app.set_request(sort=self.sort, reverse=self.reverse)
         self.watch(self.app, "snapshot", self._show)
+        self.watch(self.app, "snapshot", self._refit)  # after _show: it may re-show
         self.watch(self.app, "now", self._tick)
         self._show_view_state()
         self.query_one(KeyedTable).focus()
@@ -145,17 +179,32 @@ class ExecutionsScreen(Screen):
         label = status.label
         if status.value != e.stored_status:
             label += "*"
-        return [
+        cells = [
             cell(label, self.table.status_style(status.value)),
-            cell(e.name, width=self.name_width),
+            cell(e.name, width=self.fit.name),
             cell(e.user_name, width=8),
             cell(self._time(e, now)),
             cell(formatting.duration(e.duration(judgement))),
             cell(formatting.progress(*e.progress)),
-            cell(e.current_step, width=self.step_width),
+            self._current_step(e),
             cell("" if e.exit_code is None else e.exit_code,
                  "bold red" if e.exit_code not in (None, 0) else ""),
         ]
+        if self.fit.error:
+            cells.append(error_cell(e, status, self.fit.error))
+        if self.fit.tags:
+            cells.append(cell(tags_text(e.tags), "dim", width=self.fit.tags))
+        return cells
+
+    def _current_step(self, e: Execution) -> Text:
+        """The current step's name, and its progress when the cell has room for both."""
+        width = self.fit.step
+        suffix = ""
+        if width >= PROGRESS_ROOM and e.running_metadata:
+            suffix = step_suffix(parse_step_meta(e.running_metadata))
+        text = cell(e.current_step, width=width - len(suffix))
+        text.append(suffix, "bold")
+        return text
 
     def _time(self, e: Execution, now) -> str:
         if self.relative and e.start is not None:
@@ -164,7 +213,7 @@ class ExecutionsScreen(Screen):
 
     def _mark_sorted_column(self) -> None:
         """▼/▲ on the sorted column's header (▼: the order's first sense, e.g. newest
-        first; ▲ reversed)."""
+        first; ▲ reversed). The wide columns are not sorted, so they keep their labels."""
         self.table.relabel({
             key: Text(label + (" ▲" if self.reverse else " ▼") if key == self.sort else label)
             for key, label in COLUMNS})
@@ -299,3 +348,4 @@ class ExecutionsScreen(Screen):
         if key is not None:
             self.app.copy_to_clipboard(key)
             self.notify(f"copied {literal(key)}", timeout=2, markup=False)
+

@@ -25,10 +25,11 @@ from ..store.logs import (
     open_log,
     read_log,
 )
-from ..store.models import FINAL_EXECUTION, Execution, Step, step_label
+from ..store.models import FINAL_EXECUTION, Execution, Step, StepView, step_label
 from ..store.text import literal
 from .logview import LogView
 from .messages import FilesChanged, WatchFolder
+from .progress import progress_cell, timing
 from .widgets import StoreBar, TextPanel
 
 DEFAULT_PAGER = "less -R"
@@ -79,7 +80,7 @@ class LogScreen(Screen):
     def on_mount(self) -> None:
         self.post_message(WatchFolder(self.path.parent))
         self.watch(self.app, "snapshot", self._step_changed)
-        self.watch(self.app, "now", self._check_file)
+        self.watch(self.app, "now", self._tick)
         for name in ("follow", "wrap", "timestamps", "current", "search"):
             self.watch(self.view, name, self._show_state, init=False)
         self._show_summary()
@@ -97,6 +98,11 @@ class LogScreen(Screen):
 
     # -- reading -----------------------------------------------------------
     def on_files_changed(self, _message: FilesChanged) -> None:
+        self._check_file()
+
+    def _tick(self, _now=None) -> None:
+        if self.step.status == "running":  # its elapsed time moves
+            self._show_summary()
         self._check_file()
 
     def _check_file(self, _value=None) -> None:
@@ -164,18 +170,28 @@ class LogScreen(Screen):
         return None
 
     def _show_summary(self) -> None:
+        """Execution › step, status, progress, elapsed against estimated; then the
+        description its ``META:`` markers give, and its error."""
         step, now = self.step, self.app.now
+        meta = step.meta
+        panel = self.query_one("#step-summary", TextPanel)
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f"{literal(self.execution.name)} › ", "dim")
         text.append(f"step {step.index}: {literal(step.name)}  ", "bold")
-        text.append(step_label(step.status),
-                    self.query_one("#step-summary", TextPanel).status_style(step.status))
-        text.append(f"  {formatting.duration(step.duration(now))}")
+        text.append(step_label(step.status), panel.status_style(step.status))
+        progress = progress_cell(meta, step.status)
+        if progress:
+            text.append("  ")
+            text.append_text(progress)
+        text.append("  ")
+        text.append_text(timing(StepView(step, step.status), now))
         if step.exit_code is not None:
             text.append(f"  exit {step.exit_code}", "bold red" if step.exit_code else "")
+        if meta.description:
+            text.append(f"\n{literal(meta.description)}", "italic")
         if step.error_message:
             text.append(f"\nerror: {literal(step.error_message)}", "bold red")
-        self.query_one("#step-summary", TextPanel).update(text)
+        panel.update(text)
 
     def _show_state(self, _value=None) -> None:
         """One line, most urgent first (it is cut at the screen's width): the search
