@@ -28,8 +28,8 @@ from contextlib import aclosing
 from importlib import resources
 from pathlib import Path
 
-from ..live.events import FeedOptions, FeedState, watched_feed
-from ..live.metrics import StepflowCollector, StoreMetrics
+from ..live.events import FeedOptions, watched_feed
+from ..live.metrics import StoreMetrics, exporter_registry
 from ..store.connection import StoreUnavailable
 from ..store.locate import StorePaths
 from . import UsageError, fail
@@ -76,15 +76,13 @@ def _options(args: argparse.Namespace) -> FeedOptions:
 def run_metrics(stores: list[StorePaths], args: argparse.Namespace) -> int:
     """Serve ``/metrics`` until interrupted (SIGINT or SIGTERM: exit 0). Returns 2 with
     one line when the address cannot be listened on."""
-    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client import start_http_server
 
     try:
         host, port = parse_address(args.metrics)
     except UsageError as exc:
         return fail(str(exc))
-    watched = [StoreMetrics(paths, FeedState()) for paths in stores]
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(StepflowCollector(watched))
+    registry, watched = exporter_registry(stores)
     try:
         server, _thread = start_http_server(port, addr=host, registry=registry)
     except OSError as exc:
@@ -104,7 +102,7 @@ def run_metrics(stores: list[StorePaths], args: argparse.Namespace) -> int:
 def run_textfile(stores: list[StorePaths], args: argparse.Namespace) -> int:
     """Write ``DIR/stepflow.prom`` after every look until interrupted. Returns 2 with one
     line when DIR is not a writable folder or a write fails."""
-    from prometheus_client import CollectorRegistry, write_to_textfile
+    from prometheus_client import write_to_textfile
 
     folder: Path = args.metrics_textfile
     if not folder.is_dir():
@@ -113,9 +111,7 @@ def run_textfile(stores: list[StorePaths], args: argparse.Namespace) -> int:
     if not os.access(folder, os.W_OK | os.X_OK):
         return fail(f"--metrics-textfile: cannot write in {folder} (permission denied)")
     target = folder / TEXTFILE
-    watched = [StoreMetrics(paths, FeedState()) for paths in stores]
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(StepflowCollector(watched))
+    registry, watched = exporter_registry(stores)
 
     def write() -> None:
         # A temporary file in DIR renamed over the target: the collector never reads
