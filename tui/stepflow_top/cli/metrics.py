@@ -28,9 +28,8 @@ from contextlib import aclosing
 from importlib import resources
 from pathlib import Path
 
-from ..live.events import FeedOptions, watched_feed
+from ..live.events import UNREADABLE, FeedOptions, watched_feed
 from ..live.metrics import StoreMetrics, exporter_registry
-from ..store.connection import StoreUnavailable
 from ..store.locate import StorePaths
 from . import UsageError, fail
 
@@ -70,7 +69,7 @@ def _options(args: argparse.Namespace) -> FeedOptions:
     every = DEFAULT_INTEGRITY_EVERY if args.integrity_every is None else args.integrity_every
     return FeedOptions(fallback=args.refresh or 5.0, poll=args.poll,
                        stall_after=args.stall_after, integrity_every=every,
-                       writer_tz=args.writer_tz)
+                       writer_tz=args.writer_tz, follow_missing=True)
 
 
 def run_metrics(stores: list[StorePaths], args: argparse.Namespace) -> int:
@@ -151,22 +150,14 @@ async def _follow_all(watched: list[StoreMetrics], options: FeedOptions) -> None
 
 
 async def _follow(store: StoreMetrics, options: FeedOptions) -> None:
-    """Follow one store's feed for ever, counting its events; while it cannot be
-    opened, try again every ``options.fallback`` (or ``poll``) seconds, saying so on
-    stderr once."""
-    said = None
-    while True:
-        try:
-            async with aclosing(watched_feed(store.paths, options, store.state)) as feed:
-                async for event in feed:
-                    if event["type"] == "unreadable":
-                        _say(store, event["error"])
-                    store.observe([event])
-        except StoreUnavailable as exc:
-            if str(exc) != said:
-                _say(store, str(exc))
-                said = str(exc)
-        await asyncio.sleep(options.poll or options.fallback)
+    """Follow one store's feed for ever, counting its events; a store that cannot be
+    read (at the start too: ``FeedOptions.follow_missing``) is said once on stderr while
+    it stays so."""
+    async with aclosing(watched_feed(store.paths, options, store.state)) as feed:
+        async for event in feed:
+            if event["type"] == UNREADABLE:
+                _say(store, event["error"])
+            store.observe([event])
 
 
 def _say(store: StoreMetrics, error: str) -> None:
