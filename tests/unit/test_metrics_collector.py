@@ -1,5 +1,5 @@
-"""The metrics collector's own logic: addresses, counting once, integrity results, and
-what a store that was never read exports."""
+"""The exporter's own logic: addresses, counting once, each store in its own series,
+integrity results, and what a store that was never read exports."""
 
 from __future__ import annotations
 
