@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 from conftest import wait_for
@@ -219,3 +220,39 @@ def test_a_run_deleted_while_watched_exits_1(service, waiting, tmp_path):
     code, lines, stderr = follow.result()
     assert code == 1, (lines, stderr)
     assert lines[-1] == f"⊘ execution {run} was deleted from the store"
+
+
+def probe_processes(parent: int) -> list[int]:
+    """Pids of the probe subprocesses (``stepflow_top.wal.probe``) of ``parent``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            stat = (proc / "stat").read_text()
+            command = (proc / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue  # not a process, or it ended while being read
+        ppid = int(stat.rpartition(")")[2].split()[1])
+        if ppid == parent and b"stepflow_top.wal.probe" in command:
+            found.append(int(proc.name))
+    return found
+
+
+def test_wait_reads_through_one_probe_process_in_any_number_of_stores(tmp_path):
+    services = [ServiceWriter(tmp_path / name) for name in ("a", "b", "c")]
+    try:
+        run = services[1].start("sync")
+        services[1].step(run, "Fetch")
+        follow = Waiting(*(str(tmp_path / n) for n in ("a", "b", "c")), "--wait", run)
+        try:
+            wait_for(lambda: follow.saw("running    Fetch"))
+            services[1].step(run, "Merge")  # seen through the change feed: it has started
+            wait_for(lambda: follow.saw("running    Merge"))
+            assert len(probe_processes(follow.process.pid)) == 1
+            services[1].cmd("finish", run, "completed")
+            code, lines, stderr = follow.result()
+            assert code == 0, (lines, stderr)
+        finally:
+            follow.stop()
+    finally:
+        for service in services:
+            service.close()

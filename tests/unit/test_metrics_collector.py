@@ -1,5 +1,5 @@
-"""The metrics collector's own logic: addresses, counting once, integrity results, and
-what a store that was never read exports."""
+"""The exporter's own logic: addresses, counting once, each store in its own series,
+integrity results, and what a store that was never read exports."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 from stepflow_top.cli import UsageError
 from stepflow_top.cli.metrics import DEFAULT_HOST, DEFAULT_PORT, parse_address
-from stepflow_top.live.events import FeedState
-from stepflow_top.live.metrics import Histogram, StepflowCollector, StoreMetrics, integrity_ok
+from stepflow_top.live.metrics import StoreMetrics, exporter_registry, integrity_ok
 from stepflow_top.store.locate import StorePaths
 
 
@@ -31,55 +31,69 @@ def test_addresses_refused(text):
         parse_address(text)
 
 
-def store_metrics(name: str = "a") -> StoreMetrics:
-    root = Path("/nonexistent") / name
-    return StoreMetrics(StorePaths(root, root / "database" / "stepflow.db", name), FeedState())
+def exported(*names: str) -> tuple[CollectorRegistry, list[StoreMetrics]]:
+    """An exporter's registry for stores that were never read (their feeds never ran)."""
+    roots = [Path("/nonexistent") / name for name in names]
+    return exporter_registry([StorePaths(r, r / "database" / "stepflow.db", r.name)
+                              for r in roots])
 
 
-def exposition(*stores: StoreMetrics) -> str:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(StepflowCollector(list(stores)))
-    return generate_latest(registry).decode()
+def values(registry: CollectorRegistry) -> dict[tuple, float]:
+    """``{(sample name, ((label, value), ...)): value}`` of one scrape."""
+    text = generate_latest(registry).decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
 
 
 def test_a_final_status_saved_again_is_counted_once():
-    metrics = store_metrics()
+    registry, (metrics,) = exported("a")
     done = {"type": "execution", "id": "e1", "status": "completed", "previous": "running"}
     step = {"type": "step", "execution_id": "e1", "step_index": 0, "status": "completed"}
     metrics.observe([done, step])
     metrics.observe([dict(done, previous=None), step])  # re-saved, then seen again
     metrics.observe([{"type": "execution", "id": "e2", "status": "running"}])
-    counted = metrics.counted()
-    assert counted.finished == {"completed": 1}
+    finished = {labels: v for (name, labels), v in values(registry).items()
+                if name == "stepflow_executions_finished_total" and v}
+    assert finished == {(("status", "completed"), ("store", "a")): 1.0}
 
 
 def test_resets_and_checkpoints_are_summed_from_events():
-    metrics = store_metrics()
+    registry, (metrics,) = exported("a")
     metrics.observe([{"type": "wal_reset", "resets": 3}, {"type": "wal_reset", "resets": 1},
                      {"type": "checkpoint", "kind": "truncate"},
                      {"type": "checkpoint", "kind": "backfill"},
                      {"type": "interrupted"}])
-    counted = metrics.counted()
-    assert counted.resets == 4
-    assert counted.checkpoints == {"truncate": 1, "backfill": 1, "interrupted": 1}
+    got = values(registry)
+    assert got[("stepflow_wal_resets_total", (("store", "a"),))] == 4.0
+    for kind in ("truncate", "backfill", "interrupted"):
+        assert got[("stepflow_checkpoints_total", (("kind", kind), ("store", "a")))] == 1.0
 
 
 def test_a_store_never_read_exports_up_0_and_its_counters_only():
-    text = exposition(store_metrics("a"))
+    registry, _ = exported("a")
+    text = generate_latest(registry).decode()
     assert 'stepflow_up{store="a"} 0.0' in text
     assert 'stepflow_executions_finished_total{status="failed",store="a"} 0.0' in text
+    assert 'stepflow_wal_resets_total{store="a"} 0.0' in text
+    assert 'stepflow_checkpoints_total{kind="interrupted",store="a"} 0.0' in text
+    assert 'stepflow_execution_duration_seconds_bucket{le="86400.0",status="cancelled",' \
+        'store="a"} 0.0' in text
+    assert 'stepflow_step_duration_seconds_count{status="skipped",store="a"} 0.0' in text
     assert "stepflow_executions{" not in text
     assert "stepflow_integrity_ok{" not in text
+    assert "_created" not in text  # prometheus_client's extra series are off
     assert 'stepflow_build_info{version="' in text
 
 
-def test_histogram_buckets_are_cumulative():
-    histogram = Histogram((1, 10))
-    for seconds in (0.5, 5, 50):
-        histogram.observe("completed", seconds)
-    buckets, total = histogram.samples("completed")
-    assert buckets == [("1.0", 1), ("10.0", 2), ("+Inf", 3)]
-    assert total == 55.5
+def test_each_store_counts_in_its_own_series():
+    registry, (a, b) = exported("a", "b")
+    a.observe([{"type": "wal_reset", "resets": 2}])
+    b.observe([{"type": "execution", "id": "e1", "status": "lost"}])
+    got = values(registry)
+    assert got[("stepflow_wal_resets_total", (("store", "a"),))] == 2.0
+    assert got[("stepflow_wal_resets_total", (("store", "b"),))] == 0.0
+    assert got[("stepflow_executions_finished_total", (("status", "lost"), ("store", "a")))] == 0.0
+    assert got[("stepflow_executions_finished_total", (("status", "lost"), ("store", "b")))] == 1.0
 
 
 def check(name: str, status: str = "ok", ok: bool = True) -> dict:

@@ -6,7 +6,8 @@ events.schema.json``, shipped in the package, describes every type) and ``"store
 (the store's short name, ``StorePaths.label``). With several stores their feeds are
 merged into one stream as events come. A store that turns unreadable is said once on
 stderr instead of a line; with several stores, one that cannot be read at the start
-is said once and tried again every ``--refresh`` seconds while the others go on.
+is said once and tried again every ``--refresh`` (or ``--poll``) seconds while the
+others go on.
 """
 
 from __future__ import annotations
@@ -67,7 +68,9 @@ async def _print_merged(stores: list[StorePaths], options: FeedOptions) -> None:
     """One stream from every store's feed; raises StoreUnavailable when none of them
     could be read at the start."""
     out: asyncio.Queue[tuple[StorePaths, dict]] = asyncio.Queue()
-    forever = replace(options, seconds=None)  # the deadline is the stream's, not a feed's
+    # The deadline is the stream's, not a feed's; a store missing at the start is
+    # waited for while the others go on.
+    forever = replace(options, seconds=None, follow_missing=True)
     tasks = [asyncio.create_task(_pump(paths, forever, out)) for paths in stores]
     deadline = None if options.seconds is None else time.monotonic() + options.seconds
     failed_at_start: dict[str, str] = {}
@@ -83,7 +86,7 @@ async def _print_merged(stores: list[StorePaths], options: FeedOptions) -> None:
             if event["type"] != UNREADABLE:
                 print(line(paths, event), flush=True)
                 continue
-            if event.get("at_start") and paths.label not in failed_at_start:
+            if event.get("at_start"):
                 failed_at_start[paths.label] = event["error"]
                 if len(failed_at_start) == len(stores):
                     raise StoreUnavailable("; ".join(
@@ -97,19 +100,7 @@ async def _print_merged(stores: list[StorePaths], options: FeedOptions) -> None:
 
 async def _pump(paths: StorePaths, options: FeedOptions,
                 out: asyncio.Queue[tuple[StorePaths, dict]]) -> None:
-    """Put the events of one store's feed on ``out``. A store that cannot be read at
-    the start is reported once (an ``unreadable`` event with ``at_start``) and tried
-    again every ``options.fallback`` seconds."""
-    said = False
-    while True:
-        try:
-            async with aclosing(change_feed(paths, options)) as feed:
-                async for event in feed:
-                    out.put_nowait((paths, event))
-            return
-        except StoreUnavailable as exc:
-            if not said:
-                out.put_nowait((paths, {"type": UNREADABLE, "error": str(exc),
-                                        "at_start": True}))
-                said = True
-        await asyncio.sleep(options.fallback)
+    """Put the events of one store's feed on ``out``."""
+    async with aclosing(change_feed(paths, options)) as feed:
+        async for event in feed:
+            out.put_nowait((paths, event))

@@ -28,9 +28,8 @@ from contextlib import aclosing
 from importlib import resources
 from pathlib import Path
 
-from ..live.events import FeedOptions, FeedState, watched_feed
-from ..live.metrics import StepflowCollector, StoreMetrics
-from ..store.connection import StoreUnavailable
+from ..live.events import UNREADABLE, FeedOptions, watched_feed
+from ..live.metrics import StoreMetrics, exporter_registry
 from ..store.locate import StorePaths
 from . import UsageError, fail
 
@@ -70,21 +69,19 @@ def _options(args: argparse.Namespace) -> FeedOptions:
     every = DEFAULT_INTEGRITY_EVERY if args.integrity_every is None else args.integrity_every
     return FeedOptions(fallback=args.refresh or 5.0, poll=args.poll,
                        stall_after=args.stall_after, integrity_every=every,
-                       writer_tz=args.writer_tz)
+                       writer_tz=args.writer_tz, follow_missing=True)
 
 
 def run_metrics(stores: list[StorePaths], args: argparse.Namespace) -> int:
     """Serve ``/metrics`` until interrupted (SIGINT or SIGTERM: exit 0). Returns 2 with
     one line when the address cannot be listened on."""
-    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client import start_http_server
 
     try:
         host, port = parse_address(args.metrics)
     except UsageError as exc:
         return fail(str(exc))
-    watched = [StoreMetrics(paths, FeedState()) for paths in stores]
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(StepflowCollector(watched))
+    registry, watched = exporter_registry(stores)
     try:
         server, _thread = start_http_server(port, addr=host, registry=registry)
     except OSError as exc:
@@ -104,7 +101,7 @@ def run_metrics(stores: list[StorePaths], args: argparse.Namespace) -> int:
 def run_textfile(stores: list[StorePaths], args: argparse.Namespace) -> int:
     """Write ``DIR/stepflow.prom`` after every look until interrupted. Returns 2 with one
     line when DIR is not a writable folder or a write fails."""
-    from prometheus_client import CollectorRegistry, write_to_textfile
+    from prometheus_client import write_to_textfile
 
     folder: Path = args.metrics_textfile
     if not folder.is_dir():
@@ -113,9 +110,7 @@ def run_textfile(stores: list[StorePaths], args: argparse.Namespace) -> int:
     if not os.access(folder, os.W_OK | os.X_OK):
         return fail(f"--metrics-textfile: cannot write in {folder} (permission denied)")
     target = folder / TEXTFILE
-    watched = [StoreMetrics(paths, FeedState()) for paths in stores]
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(StepflowCollector(watched))
+    registry, watched = exporter_registry(stores)
 
     def write() -> None:
         # A temporary file in DIR renamed over the target: the collector never reads
@@ -155,22 +150,14 @@ async def _follow_all(watched: list[StoreMetrics], options: FeedOptions) -> None
 
 
 async def _follow(store: StoreMetrics, options: FeedOptions) -> None:
-    """Follow one store's feed for ever, counting its events; while it cannot be
-    opened, try again every ``options.fallback`` (or ``poll``) seconds, saying so on
-    stderr once."""
-    said = None
-    while True:
-        try:
-            async with aclosing(watched_feed(store.paths, options, store.state)) as feed:
-                async for event in feed:
-                    if event["type"] == "unreadable":
-                        _say(store, event["error"])
-                    store.observe([event])
-        except StoreUnavailable as exc:
-            if str(exc) != said:
-                _say(store, str(exc))
-                said = str(exc)
-        await asyncio.sleep(options.poll or options.fallback)
+    """Follow one store's feed for ever, counting its events; a store that cannot be
+    read (at the start too: ``FeedOptions.follow_missing``) is said once on stderr while
+    it stays so."""
+    async with aclosing(watched_feed(store.paths, options, store.state)) as feed:
+        async for event in feed:
+            if event["type"] == UNREADABLE:
+                _say(store, event["error"])
+            store.observe([event])
 
 
 def _say(store: StoreMetrics, error: str) -> None:

@@ -16,10 +16,11 @@ never writes; 2 when there is no such run, the name or prefix is ambiguous (the
 candidates are listed on stderr) or no store can be read. A run that has already ended
 returns at once.
 
-Changes come from the change feed (``live.events.change_feed``): an event about this
-run, the service attaching or going away, a replaced database or a bulk delete makes
-one read of this run (``Refresher`` with the run as its detail), and that read decides
-what is printed. Between events nothing is read.
+Changes come from the change feed (``live.events.change_feed``, reading through the same
+``Refresher`` and probe): an event about this run, the service attaching or going away,
+a replaced database or a bulk delete makes one read of this run (the run as the
+refresher's detail), and that read decides what is printed. Between events nothing is
+read.
 """
 
 from __future__ import annotations
@@ -82,6 +83,9 @@ def run_wait(stores: list[StorePaths], args: argparse.Namespace) -> int:
         if len(found) > 1:
             return _ambiguous(args.wait, found, several=len(stores) > 1)
         paths, candidate = found[0]
+        for label, refresher in refreshers.items():
+            if label != paths.label:  # a probe process each, no longer needed
+                refresher.close()
         watch = _Watch(paths, candidate, refreshers[paths.label], several=len(stores) > 1)
         try:
             return asyncio.run(watch.follow(FeedOptions(
@@ -139,7 +143,10 @@ class _Watch:
         code = self.look(first=True)
         if code is not None:
             return code
-        async with aclosing(change_feed(self.paths, options)) as feed:
+        # The feed reads through this watch's refresher (one probe process): a look
+        # takes the events of the changes it read, and shows what they changed.
+        async with aclosing(change_feed(self.paths, options,
+                                        refresher=self.refresher)) as feed:
             pending = asyncio.ensure_future(anext(feed))
             # The feed takes its baseline synchronously in its first step: from here on
             # every change is an event, so one more read closes the gap before it.

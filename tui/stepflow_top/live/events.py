@@ -8,7 +8,8 @@ seconds) and ``type``: the change feed's ``execution``, ``step``, ``execution_de
 and ``executions_deleted`` (``live.changes``); ``writer`` when the service attaches or
 goes away; ``database_replaced``; the checkpoint-history events and WAL warnings; with
 ``integrity_every`` an ``integrity`` event; and ``unreadable`` (with ``error``, one line)
-once when the store turns unreadable after the first look.
+once when the store turns unreadable after the first look, or (``follow_missing``, with
+``"at_start": true``) once when it cannot be read at the start.
 
 :func:`watched_feed` is the same feed with a :class:`FeedState` kept up to date as it
 goes, for a reader in another thread (the Prometheus collector, ``live.metrics``).
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import AsyncIterator, Callable, Iterable
@@ -43,7 +45,8 @@ class FeedOptions:
     looks when no file event comes; ``poll``: look every this many seconds instead of
     watching file events; ``stall_after`` (seconds) and ``writer_tz`` as for
     :class:`Refresher`; ``integrity_every``: seconds between quick_check runs (None:
-    none)."""
+    none); ``follow_missing``: a store that cannot be read at the start is waited for
+    (one ``unreadable`` event) instead of raising :class:`StoreUnavailable`."""
 
     seconds: float | None = None
     fallback: float = 5.0
@@ -51,6 +54,7 @@ class FeedOptions:
     stall_after: float = DEFAULT_STALL_AFTER
     integrity_every: float | None = None
     writer_tz: tzinfo | None | str = "infer"
+    follow_missing: bool = False
 
 
 @dataclass
@@ -98,30 +102,72 @@ class FeedState:
             return []
 
 
-async def change_feed(paths: StorePaths, options: FeedOptions = FeedOptions()
-                      ) -> AsyncIterator[dict]:
-    """Yield event dicts until ``options.seconds`` pass (or forever). Raises
-    :class:`StoreUnavailable` (one line for people) before the first event when the
-    store cannot be read at the start; a store that turns unreadable later yields one
-    ``unreadable`` event and is followed until it is back. Close it (``aclose``) to stop
-    its file watcher, probe and checks."""
-    async for event in watched_feed(paths, options, FeedState()):
+async def change_feed(paths: StorePaths, options: FeedOptions = FeedOptions(), *,
+                      refresher: Refresher | None = None) -> AsyncIterator[dict]:
+    """Yield event dicts until ``options.seconds`` pass (or forever). A store that cannot
+    be read at the start raises :class:`StoreUnavailable` (one line for people) before
+    the first event, or with ``options.follow_missing`` yields one ``unreadable`` event
+    (with ``"at_start": True``) and is looked at again every ``options.poll`` (else
+    ``options.fallback``) seconds until it can be read; a store that turns unreadable
+    later yields one ``unreadable`` event and is followed until it is back. Close it
+    (``aclose``) to stop its file watcher, probe and checks.
+
+    ``refresher``: a Refresher of ``paths`` to read through (and whose probe to use)
+    instead of one of the feed's own: one probe process for both. Its owner closes it,
+    and the feed ignores ``options.stall_after`` and ``writer_tz`` (the refresher's own
+    apply). A refresh the owner makes through it takes the change-feed events that
+    came since the feed's last one (``ChangeTracker.poll``: each change is reported
+    once), and the feed never yields them: share one only when what the owner reads
+    then stands for those events (``cli.wait`` reads its run after each event)."""
+    async for event in watched_feed(paths, options, FeedState(), refresher=refresher):
         yield event
 
 
-async def watched_feed(paths: StorePaths, options: FeedOptions, state: FeedState
-                       ) -> AsyncIterator[dict]:
-    """:func:`change_feed`, keeping ``state`` up to date (also when the start fails:
-    ``state.error`` then says why before :class:`StoreUnavailable` is raised)."""
+async def watched_feed(paths: StorePaths, options: FeedOptions, state: FeedState, *,
+                       refresher: Refresher | None = None) -> AsyncIterator[dict]:
+    """:func:`change_feed`, keeping ``state`` up to date (also while the store cannot be
+    read at the start: ``state.error`` then says why, before :class:`StoreUnavailable`
+    is raised or the ``unreadable`` event is yielded)."""
     deadline = None if options.seconds is None else time.monotonic() + options.seconds
-    refresher = Refresher(paths, stall_after=options.stall_after, writer_tz=options.writer_tz)
-    first = refresher.refresh(FEED_ONLY, datetime.now(), force=True)
-    if first.error:
-        refresher.close()
-        state.error = first.error
-        state._looked()
-        raise StoreUnavailable(first.error)
-    state.snapshot, state.error, state._refresher = first, None, refresher
+    own = refresher is None
+    if refresher is None:
+        refresher = Refresher(paths, stall_after=options.stall_after,
+                              writer_tz=options.writer_tz)
+    try:
+        first = refresher.refresh(FEED_ONLY, datetime.now(), force=True)
+        said = False
+        while first.error:
+            state.error = first.error
+            state._looked()
+            if not options.follow_missing:
+                raise StoreUnavailable(first.error)
+            if not said:
+                yield {"ts": time.time(), "type": UNREADABLE, "error": first.error,
+                       "at_start": True}
+                said = True
+            pause = options.poll or options.fallback
+            if deadline is not None:
+                pause = min(pause, max(0.0, deadline - time.monotonic()))
+            await asyncio.sleep(pause)
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+            first = refresher.refresh(FEED_ONLY, datetime.now(), force=True)
+        state.snapshot, state.error, state._refresher = first, None, refresher
+        async with aclosing(_readable(paths, options, state, refresher, first,
+                                      deadline)) as events:
+            async for event in events:
+                yield event
+    finally:
+        state._refresher = None
+        if own:
+            refresher.close()
+
+
+async def _readable(paths: StorePaths, options: FeedOptions, state: FeedState,
+                    refresher: Refresher, first: StoreSnapshot, deadline: float | None
+                    ) -> AsyncIterator[dict]:
+    """The feed from its first readable snapshot ``first`` until ``deadline``
+    (``time.monotonic()``; None: never)."""
     health = HealthMonitor(paths.database, persist=False, probe=refresher.probe)
     hints = Hints([paths.database_dir], fallback=options.fallback, poll=options.poll,
                   step_ms=FEED_STEP_MS)
@@ -152,8 +198,6 @@ async def watched_feed(paths: StorePaths, options: FeedOptions, state: FeedState
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         hints.stop()
-        state._refresher = None
-        refresher.close()
         health.close()
 
 

@@ -1,13 +1,15 @@
-"""Prometheus metrics of watched stores: a custom collector over the change feed's state.
+"""Prometheus metrics of watched stores: counters and histograms observed from the change
+feed's events, and a custom collector over the feed's state.
 
 Nothing here polls. Each store's change feed (``live.events.watched_feed``) keeps a
 :class:`~stepflow_top.live.events.FeedState` (its latest snapshot, health reading and
-integrity run); :class:`StoreMetrics` also counts what the feed's events report (runs
-and steps reaching a final status, WAL resets, checkpoints); and
-:class:`StepflowCollector` turns both into metric families when Prometheus scrapes
-(prometheus_client's "custom collector": ``collect()`` runs per scrape, in the HTTP
-server's thread). Effective statuses are judged at scrape time, so a run that stalls
-or is lost between two looks is counted as such.
+integrity run). What the feed's events report (runs and steps reaching a final status,
+WAL resets, checkpoints) is counted in prometheus_client ``Counter`` and ``Histogram``
+objects (:class:`Observed`) as events come; :class:`StepflowCollector` turns the state
+into gauges when Prometheus scrapes (prometheus_client's "custom collector": ``collect()``
+runs per scrape, in the HTTP server's thread). Effective statuses are judged at scrape
+time, so a run that stalls or is lost between two looks is counted as such.
+:func:`exporter_registry` puts both in one registry.
 
 Names follow Prometheus' naming practice (prometheus.io/docs/practices/naming: one
 ``stepflow_`` prefix, base units, ``_total`` for counters, ``_bytes``/``_seconds``),
@@ -20,18 +22,13 @@ and ``-wal`` files in bytes, as ``stepflow_db_size_bytes`` and ``stepflow_wal_si
 from __future__ import annotations
 
 import math
-import threading
-from collections import Counter, OrderedDict
-from dataclasses import dataclass
+from collections import Counter as Tally
+from collections import OrderedDict
 from datetime import datetime
 from typing import Iterable, Iterator
 
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    InfoMetricFamily,
-)
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
 from .. import __version__
@@ -55,33 +52,6 @@ STOPPED = ("cancelled", "timeout", "error")
 REMEMBERED = 20_000  # ids counted once; a re-save after this many later ones is rare
 
 
-class Histogram:
-    """Observations per label value in fixed ``buckets`` (upper bounds, seconds)."""
-
-    def __init__(self, buckets: tuple[float, ...]) -> None:
-        self.buckets = buckets
-        self.counts: dict[str, list[int]] = {}
-        self.sums: Counter[str] = Counter()
-
-    def observe(self, label: str, value: float) -> None:
-        counts = self.counts.setdefault(label, [0] * (len(self.buckets) + 1))
-        for i, bound in enumerate(self.buckets):
-            if value <= bound:
-                counts[i] += 1
-        counts[-1] += 1
-        self.sums[label] += value
-
-    def samples(self, label: str) -> tuple[list[tuple[str, int]], float]:
-        """Cumulative ``(le, count)`` buckets ending with ``+Inf``, and the sum."""
-        counts = self.counts.get(label, [0] * (len(self.buckets) + 1))
-        les = [_le(b) for b in self.buckets] + ["+Inf"]
-        return list(zip(les, counts)), self.sums.get(label, 0.0)
-
-
-def _le(bound: float) -> str:
-    return repr(float(bound))
-
-
 class _Once:
     """Keys seen, the oldest forgotten past REMEMBERED."""
 
@@ -97,29 +67,65 @@ class _Once:
         return True
 
 
-@dataclass(frozen=True)
-class _Counted:
-    finished: dict[str, int]
-    resets: int
-    checkpoints: dict[str, int]
-    executions: Histogram
-    steps: Histogram
+class Observed:
+    """The metrics counted from feed events, registered in ``registry``; every store's
+    series are told apart by the ``store`` label (``StorePaths.label``)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        store, status, kind = ("store",), ("store", "status"), ("store", "kind")
+        # The counters are registered before the histograms, so a scrape reads them
+        # first; StoreMetrics.observe writes the histograms first. A scrape that sees a
+        # run counted as finished therefore sees its duration too.
+        self.finished = Counter(
+            "stepflow_executions_finished", "Executions seen reaching a final status "
+            "since the exporter started.", status, registry=registry)
+        self.resets = Counter(
+            "stepflow_wal_resets", "WAL resets (the -wal restarted from its start after a "
+            "complete checkpoint) seen since the exporter started.", store, registry=registry)
+        self.checkpoints = Counter(
+            "stepflow_checkpoints", "Checkpoints seen since the exporter started: truncate, "
+            "backfill (PASSIVE/FULL/RESTART), interrupted.", kind, registry=registry)
+        self.run_time = Histogram(
+            "stepflow_execution_duration_seconds", "Duration of executions seen finishing.",
+            status, registry=registry, buckets=EXECUTION_BUCKETS)
+        self.step_time = Histogram(
+            "stepflow_step_duration_seconds", "Duration of steps seen finishing.",
+            status, registry=registry, buckets=STEP_BUCKETS)
+
+
+def exporter_registry(stores: list[StorePaths]
+                      ) -> tuple[CollectorRegistry, list[StoreMetrics]]:
+    """A registry exporting ``stores``, and their :class:`StoreMetrics` (in ``stores``'
+    order, each with a new :class:`FeedState` for its feed to keep). The registry is
+    made without ``auto_describe``, so it never collects before the first scrape.
+
+    prometheus_client's ``_created`` series are turned off for the whole process
+    (``disable_created_metrics``, the library's only switch for them): the exposition
+    has the counters' ``_total`` and the histograms' ``_bucket``/``_count``/``_sum``
+    only, as the alert rules and dashboard expect."""
+    disable_created_metrics()
+    registry = CollectorRegistry(auto_describe=False)
+    observed = Observed(registry)
+    watched = [StoreMetrics(paths, FeedState(), observed) for paths in stores]
+    registry.register(StepflowCollector(watched))
+    return registry, watched
 
 
 class StoreMetrics:
-    """The metrics of one store: its feed's ``state`` plus counters kept from the feed's
-    events. ``observe`` is called from the feed's loop, ``families`` from the scrape
-    thread."""
+    """The metrics of one store: its feed's ``state`` (read at scrape time) and its
+    series of ``observed`` (all created at once, so that every counter and histogram
+    is exported, at 0, before anything was seen). ``observe`` is called from the
+    feed's loop."""
 
-    def __init__(self, paths: StorePaths, state: FeedState) -> None:
+    def __init__(self, paths: StorePaths, state: FeedState, observed: Observed) -> None:
         self.paths = paths
         self.state = state
-        self._lock = threading.Lock()
-        self._finished: Counter[str] = Counter()
-        self._resets = 0
-        self._checkpoints: Counter[str] = Counter()
-        self._executions = Histogram(EXECUTION_BUCKETS)
-        self._steps = Histogram(STEP_BUCKETS)
+        name = paths.label
+        self._finished = {s: observed.finished.labels(name, s) for s in FINISHED}
+        self._run_time = {s: observed.run_time.labels(name, s) for s in FINAL_EXECUTION}
+        self._step_time = {s: observed.step_time.labels(name, s) for s in STEP_FINISHED}
+        self._resets = observed.resets.labels(name)
+        self._checkpoints = {k: observed.checkpoints.labels(name, k) for k in CHECKPOINT_KINDS}
         self._runs_once = _Once()
         self._steps_once = _Once()
 
@@ -130,7 +136,7 @@ class StoreMetrics:
         feed's loop (it reads through the feed's reader)."""
         runs: dict[str, str] = {}
         steps: dict[tuple[str, int], str] = {}
-        resets, checkpoints = 0, Counter()
+        resets, checkpoints = 0, Tally()
         for event in events:
             kind = event.get("type")
             if kind == "execution" and event.get("status") in FINISHED:
@@ -146,16 +152,19 @@ class StoreMetrics:
                 checkpoints[event["kind"]] += 1
             elif kind == "interrupted":
                 checkpoints["interrupted"] += 1
-        durations = self._durations(runs, steps)
-        with self._lock:
-            self._finished.update(runs.values())
-            self._resets += resets
-            self._checkpoints.update(checkpoints)
-            for status, histogram, value in durations:
-                histogram.observe(status, value)
+        for histogram, seconds in self._durations(runs, steps):
+            histogram.observe(seconds)
+        for status in runs.values():
+            self._finished[status].inc()
+        if resets:
+            self._resets.inc(resets)
+        for kind, n in checkpoints.items():
+            self._checkpoints[kind].inc(n)
 
     def _durations(self, runs: dict[str, str], steps: dict[tuple[str, int], str]
-                   ) -> list[tuple[str, Histogram, float]]:
+                   ) -> list[tuple[Histogram, float]]:
+        """(histogram series, seconds) of the runs and steps in ``runs`` and ``steps``
+        that have a duration."""
         timed = {i for i, s in runs.items() if s in FINAL_EXECUTION} | {e for e, _ in steps}
         snapshot = self.state.snapshot
         if not timed or snapshot is None:
@@ -167,31 +176,22 @@ class StoreMetrics:
             if status in FINAL_EXECUTION:
                 seconds = execution.duration(judgement)
                 if seconds is not None:
-                    out.append((status, self._executions, seconds))
+                    out.append((self._run_time[status], seconds))
             lost = execution.effective_status(judgement) is Status.LOST
             for view in effective_steps(execution, rows, lost):
                 step_status = steps.get((execution.id, view.step.index))
                 seconds = view.duration(judgement.now) if step_status else None
                 if seconds is not None and view.status in STEP_FINISHED:
-                    out.append((step_status, self._steps, seconds))
+                    out.append((self._step_time[step_status], seconds))
         return out
-
-    def counted(self) -> _Counted:
-        """A consistent copy of the counters (for one scrape)."""
-        with self._lock:
-            copy = Histogram(EXECUTION_BUCKETS), Histogram(STEP_BUCKETS)
-            for source, target in zip((self._executions, self._steps), copy):
-                target.counts = {k: list(v) for k, v in source.counts.items()}
-                target.sums = Counter(source.sums)
-            return _Counted(dict(self._finished), self._resets, dict(self._checkpoints),
-                            *copy)
 
 
 class StepflowCollector(Collector):
-    """The metric families of ``stores`` (one :class:`StoreMetrics` each, told apart
-    by the ``store`` label, ``StorePaths.label``), computed per scrape. Register it in a
-    ``CollectorRegistry(auto_describe=False)``: the registry then never collects before
-    the first scrape."""
+    """``stepflow_build_info`` and the gauges of ``stores`` (one :class:`StoreMetrics`
+    each, told apart by the ``store`` label, ``StorePaths.label``), computed per scrape
+    from their feeds' state. Register it in a ``CollectorRegistry(auto_describe=False)``
+    (:func:`exporter_registry` does): the registry then never collects before the first
+    scrape."""
 
     def __init__(self, stores: list[StoreMetrics]) -> None:
         self.stores = stores
@@ -208,8 +208,8 @@ class StepflowCollector(Collector):
 
 class _Families:
     def __init__(self) -> None:
-        g, c, h = GaugeMetricFamily, CounterMetricFamily, HistogramMetricFamily
-        store, status, kind = ["store"], ["store", "status"], ["store", "kind"]
+        g = GaugeMetricFamily
+        store, status = ["store"], ["store", "status"]
         self.up = g("stepflow_up", "1 when the store could be read at the last look, "
                     "else 0.", labels=store)
         self.looked = g("stepflow_last_look_timestamp_seconds", "When stepflow-top last "
@@ -224,12 +224,6 @@ class _Families:
         self.executions = g("stepflow_executions", "Executions in the store by effective "
                             "status (lost: unfinished with no service attached).",
                             labels=status)
-        self.finished = c("stepflow_executions_finished", "Executions seen reaching a "
-                          "final status since the exporter started.", labels=status)
-        self.run_time = h("stepflow_execution_duration_seconds", "Duration of executions "
-                          "seen finishing.", labels=status)
-        self.step_time = h("stepflow_step_duration_seconds", "Duration of steps seen "
-                           "finishing.", labels=status)
         self.db_size = g("stepflow_db_size_bytes", "Size of the database file.",
                          labels=store)
         self.wal_size = g("stepflow_wal_size_bytes", "Size of the -wal file (0 when "
@@ -238,12 +232,6 @@ class _Families:
                           "current cycle (frames since the last WAL reset).", labels=store)
         self.pending = g("stepflow_wal_frames_pending", "WAL frames not yet copied into "
                          "the database by a checkpoint.", labels=store)
-        self.resets = c("stepflow_wal_resets", "WAL resets (the -wal restarted from its "
-                        "start after a complete checkpoint) seen since the exporter started.",
-                        labels=store)
-        self.checkpoints = c("stepflow_checkpoints", "Checkpoints seen since the exporter "
-                             "started: truncate, backfill (PASSIVE/FULL/RESTART), "
-                             "interrupted.", labels=kind)
         self.last_checkpoint = g("stepflow_last_checkpoint_timestamp_seconds", "When the "
                                  "last checkpoint or WAL reset was seen (Unix time).",
                                  labels=store)
@@ -262,18 +250,6 @@ class _Families:
 
     def add(self, metrics: StoreMetrics, now: datetime) -> None:
         name, state = metrics.paths.label, metrics.state
-        counted = metrics.counted()
-        for status in FINISHED:
-            self.finished.add_metric([name, status], counted.finished.get(status, 0))
-        for status in FINAL_EXECUTION:
-            buckets, total = counted.executions.samples(status)
-            self.run_time.add_metric([name, status], buckets, total)
-        for status in STEP_FINISHED:
-            buckets, total = counted.steps.samples(status)
-            self.step_time.add_metric([name, status], buckets, total)
-        self.resets.add_metric([name], counted.resets)
-        for kind in CHECKPOINT_KINDS:
-            self.checkpoints.add_metric([name, kind], counted.checkpoints.get(kind, 0))
         if state.looked_at is not None:
             self.looked.add_metric([name], state.looked_at)
         snapshot = state.snapshot
