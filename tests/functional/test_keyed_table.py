@@ -147,3 +147,19 @@ async def test_rows_moved_by_a_new_row_are_not_drawn_again_and_clicks_still_find
         await pilot.click(Recording, offset=(2, 3))  # the header, "new", "a", then "b"
         await pilot.pause()
         assert table.cursor_key == "b"
+        await pilot.click(Recording, offset=(20, 4))  # in "c"'s second cell
+        await pilot.pause()
+        assert table.cursor_key == "c"
+
+
+async def test_alike_cells_of_a_row_are_sent_as_one_segment_and_header_cells_apart():
+    app = TableApp()
+    async with app.run_test(size=(40, 12)) as pilot:
+        table = app.query_one(Recording)
+        table.show_rows(rows(["a", "b"]))
+        table.move_cursor(row=1)
+        await pilot.pause()
+        header, row = list(table.render_line(0)), list(table.render_line(1))
+        assert len([s for s in header if s.text.strip()]) == 2  # Name, Elapsed: sortable
+        assert len([s for s in row if s.text.strip()]) == 1  # "a" and "1s" joined
+        assert {s.style.meta["row"] for s in row} == {0}  # a click still finds the row

@@ -11,6 +11,7 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.geometry import Region
 from textual.message import Message
+from textual.strip import Strip
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist
 
@@ -50,6 +51,12 @@ class KeyedTable(StatusColours, DataTable):
     # The row index whose cells are being set: update_cell's repaint of the whole
     # table is replaced by a repaint of that row while it is not None.
     _row_only: int | None = None
+    # True while show_rows removes rows: remove_row asks for a layout of the whole
+    # screen, which repaints and re-sends every line of it (the footer, the store bar,
+    # the scrollbar) with each run that scrolls out of a busy list. A repaint of the
+    # table is enough: a changed row count changes ``virtual_size``, whose own watcher
+    # asks for the layout.
+    _removing = False
 
     def __init__(self, columns: Sequence[tuple[str, str]], **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
@@ -123,8 +130,12 @@ class KeyedTable(StatusColours, DataTable):
         wanted = {key for key, _ in rows}
         selected = self.cursor_key
         with self.app.batch_update():
-            for row_key in [k for k in self.rows if k.value not in wanted]:
-                self.remove_row(row_key)
+            self._removing = True
+            try:
+                for row_key in [k for k in self.rows if k.value not in wanted]:
+                    self.remove_row(row_key)
+            finally:
+                self._removing = False
             for key, cells in rows:
                 if key in self.rows:
                     self._update(key, cells)
@@ -178,9 +189,12 @@ class KeyedTable(StatusColours, DataTable):
     def refresh(self, *regions: Region, repaint: bool = True, layout: bool = False,
                 recompose: bool = False) -> KeyedTable:
         """Widget.refresh, except for the bare repaint ``update_cell`` asks for while
-        ``_set_cells_repainting_row`` sets cells (that method repaints the row)."""
+        ``_set_cells_repainting_row`` sets cells (that method repaints the row), and
+        the layout ``remove_row`` asks for while ``show_rows`` removes rows (a repaint)."""
         if self._row_only is not None and not (regions or layout or recompose):
             return self
+        if self._removing and layout and not (regions or recompose):
+            layout = False
         return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
 
     def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int,
@@ -219,6 +233,28 @@ class KeyedTable(StatusColours, DataTable):
             self._drawn.clear()
         self._drawn[key] = (value, row_index, lines)
         return lines
+
+    def render_line(self, y: int) -> Strip:
+        """DataTable's line, with the cells of a body row that look alike joined into
+        one segment. Textual writes every segment with its own colour sequence and a
+        reset, and each cell differs from its neighbour only in its mouse meta, so a
+        row of eight cells cost ~370 bytes to the terminal where ~200 show the same
+        colours again. The joined segment keeps the first cell's meta: the row a click
+        lands on is right (the cursor selects rows), the column is the row's first
+        alike cell. Header cells are never joined (a click there sorts by its column).
+        """
+        strip = super().render_line(y)
+        segments: list[Segment] = []
+        joinable: tuple[Style, int] | None = None
+        for segment in strip:
+            look = _look(segment.style) if segment.style is not None else None
+            if look is not None and look == joinable and not segment.control:
+                text, style, _ = segments[-1]
+                segments[-1] = Segment(text + segment.text, style)
+            else:
+                segments.append(segment)
+                joinable = look if look is not None and look[1] >= 0 else None
+        return Strip(segments, strip.cell_length) if len(segments) < len(strip) else strip
 
     def notify_style_update(self) -> None:
         """Styles changed (a theme, a pseudo-class): every cell is drawn again."""
@@ -259,3 +295,22 @@ def _unique_keys(rows: Iterable[tuple[str, Sequence[Text]]]) -> list[tuple[str, 
         seen[key] = n + 1
         unique.append((key if n == 0 else f"{key}\x00{n}", cells))
     return unique
+
+
+_LOOKS: dict[Style, tuple[Style, int] | None] = {}
+
+
+def _look(style: Style) -> tuple[Style, int] | None:
+    """What a table segment's ``style`` shows (meta removed) and the row its meta
+    names; None when it names no row. Remembered per style: a screen's cells use a
+    few hundred."""
+    try:
+        return _LOOKS[style]
+    except KeyError:
+        pass
+    row = style.meta.get("row") if style.meta else None
+    look = (style.clear_meta_and_links(), row) if isinstance(row, int) else None
+    if len(_LOOKS) > MAX_DRAWN_CELLS:
+        _LOOKS.clear()
+    _LOOKS[style] = look
+    return look
