@@ -109,6 +109,7 @@ class StepQueries:
         SQLite: equal prints, equal rows. Executions without steps are absent."""
         if "steps" not in self._has:
             return {}
+        # The columns this schema has: rows.select_list writes "NULL AS c" for the others.
         columns = [c for c in self._select["steps"].split(", ") if not c.startswith("NULL AS")]
         row_print = " || ".join(["rowid"] + [f"quote({c})" for c in columns])
         prints: dict[str, str] = {}
