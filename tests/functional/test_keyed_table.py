@@ -163,3 +163,27 @@ async def test_alike_cells_of_a_row_are_sent_as_one_segment_and_header_cells_apa
         assert len([s for s in header if s.text.strip()]) == 2  # Name, Elapsed: sortable
         assert len([s for s in row if s.text.strip()]) == 1  # "a" and "1s" joined
         assert {s.style.meta["row"] for s in row} == {0}  # a click still finds the row
+
+
+async def test_a_row_line_that_only_moved_is_not_drawn_again(monkeypatch):
+    from textual.widgets import DataTable
+
+    drawn: list[int] = []
+    original = DataTable.render_line
+
+    def counting(self, y):
+        drawn.append(y)
+        return original(self, y)
+
+    monkeypatch.setattr(DataTable, "render_line", counting)
+    app = TableApp()
+    async with app.run_test(size=(40, 12)) as pilot:
+        table = app.query_one(Recording)
+        table.show_rows(rows(["a", "b", "c", "d"]))
+        await pilot.pause()
+        drawn.clear()
+        table.show_rows(rows(["new", "a", "b", "c"]), follow="new")
+        await pilot.pause()
+        # The new row and "a" (the cursor left it) are drawn; "b" and "c" moved only.
+        assert {1, 2} <= set(drawn) and not {3, 4} & set(drawn)
+        assert [str(table.get_cell(k, "name")) for k in order(table)] == ["new", "a", "b", "c"]

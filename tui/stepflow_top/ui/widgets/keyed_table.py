@@ -64,6 +64,8 @@ class KeyedTable(StatusColours, DataTable):
         # (row key, column key, style, width, cursor, hover, ...) -> (cell object,
         # row index drawn at, lines): see _render_cell.
         self._drawn: dict[tuple, tuple[object, int, list[list[Segment]]]] = {}
+        # row key -> (what its line was drawn from, row index, strip, its cells)
+        self._lines: dict[object, tuple[tuple, int, Strip, list]] = {}
 
     class ReaderMoved(Message):
         """The reader moved the cursor (a key or a click; never a refresh moving the
@@ -235,15 +237,45 @@ class KeyedTable(StatusColours, DataTable):
         return lines
 
     def render_line(self, y: int) -> Strip:
-        """DataTable's line, with the cells of a body row that look alike joined into
-        one segment. Textual writes every segment with its own colour sequence and a
-        reset, and each cell differs from its neighbour only in its mouse meta, so a
-        row of eight cells cost ~370 bytes to the terminal where ~200 show the same
-        colours again. The joined segment keeps the first cell's meta: the row a click
-        lands on is right (the cursor selects rows), the column is the row's first
-        alike cell. Header cells are never joined (a click there sorts by its column).
+        """DataTable's line, kept for a row that only moved, and with the cells of a body
+        row that look alike joined into one segment.
+
+        A row line is drawn again only when one of its cell objects, the column widths,
+        its highlight (cursor, hover), the widget's style or the horizontal scroll
+        changed; one that moved gets its new index put into its mouse meta. Textual
+        writes every segment with its own colour sequence and a reset, and each cell
+        differs from its neighbour only in its mouse meta, so a row of eight cells cost
+        ~370 bytes to the terminal where ~200 show the same colours again. The joined
+        segment keeps the first cell's meta: the row a click lands on is right (the
+        cursor selects rows), the column is the row's first alike cell. Header cells
+        are never joined (a click there sorts by its column).
         """
-        strip = super().render_line(y)
+        header = self.header_height if self.show_header else 0
+        index = y - header + self.scroll_offset.y
+        if y < header or not 0 <= index < self.row_count:
+            return self._joined(super().render_line(y))
+        row_key = self.ordered_rows[index].key
+        key = (row_key, tuple(map(id, self.get_row(row_key))), self.size.width,
+               self.scroll_offset.x, self.rich_style, self.has_focus, self.show_cursor,
+               self.cursor_row == index, self.hover_coordinate.row == index,
+               tuple(c.get_render_width(self) for c in self.ordered_columns))
+        drawn = self._lines.get(row_key)
+        if drawn is not None and drawn[0] == key:
+            if drawn[1] == index:
+                return drawn[2]
+            meta = Style.from_meta({"row": index})
+            strip = Strip([Segment(text, style + meta if style else style, control)
+                           for text, style, control in drawn[2]], drawn[2].cell_length)
+        else:
+            strip = self._joined(super().render_line(y))
+        # The key holds the cells' ids: keep the cells alive while it is remembered.
+        self._lines[row_key] = (key, index, strip, self.get_row(row_key))
+        if len(self._lines) > MAX_DRAWN_CELLS:
+            self._lines.clear()
+        return strip
+
+    @staticmethod
+    def _joined(strip: Strip) -> Strip:
         segments: list[Segment] = []
         joinable: tuple[Style, int] | None = None
         for segment in strip:
@@ -259,6 +291,7 @@ class KeyedTable(StatusColours, DataTable):
     def notify_style_update(self) -> None:
         """Styles changed (a theme, a pseudo-class): every cell is drawn again."""
         self._drawn.clear()
+        self._lines.clear()
         super().notify_style_update()
 
     def relabel(self, labels: dict[str, Text]) -> None:
@@ -272,6 +305,7 @@ class KeyedTable(StatusColours, DataTable):
             column.content_width = max(column.content_width, text.cell_len)
         self._clear_caches()
         self._drawn.clear()
+        self._lines.clear()
         self.refresh(layout=True)
 
     def _order(self, keys: list[str]) -> None:
