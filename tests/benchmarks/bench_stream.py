@@ -209,10 +209,14 @@ def measure_idle(root: Path, peer_tree: Path | None) -> dict:
             app.close()
 
 
-def measure_first_rows(root: Path, peer_tree: Path | None) -> dict:
-    """Seconds from spawn until the first execution row is drawn, one TUI at a time."""
+def measure_first_rows(root: Path, peer_tree: Path | None, peer_first: bool = False) -> dict:
+    """Milliseconds from spawn until the first execution row is drawn, one TUI at a
+    time; ``peer_first`` starts with the peer (the first one may meet a colder cache, so
+    repeats alternate)."""
     pattern = live.first_rows_pattern(root / "database" / "stepflow.db")
     trees = {"stepflow-top": None} | ({PEER_NAME: peer_tree} if peer_tree else {})
+    if peer_first:
+        trees = dict(reversed(trees.items()))
     figures = {}
     for name, tree in trees.items():
         app = live.PtyApp(tree_argv(tree) + [str(root)], pattern)
@@ -252,7 +256,7 @@ def main() -> int:
             print(f"[idle, first rows {repeat + 1}/{repeats}] running …", file=sys.stderr,
                   flush=True)
             runs["idle"].append(measure_idle(tmp / "idle", peer_tree))
-            runs["first"].append(measure_first_rows(tmp / "100k", peer_tree))
+            runs["first"].append(measure_first_rows(tmp / "100k", peer_tree, repeat % 2 == 1))
     finally:
         live.cleanup()
         shutil.rmtree(tmp, ignore_errors=True)
