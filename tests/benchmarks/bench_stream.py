@@ -3,7 +3,7 @@
 side with a plain reader that polls every second and prints the newest names.
 
 Run it with the project's interpreter: ``python tests/benchmarks/bench_stream.py``
-(about a minute; needs ``pip install pyte``, a terminal emulator that keeps the screen
+(about two minutes a repeat; needs ``pip install pyte``, a terminal emulator that keeps the screen
 each monitor draws). Two phases, each with a writer in its own process:
 
 1. **stream**: the writer saves about 200 rows a second for 15 s (step rows, one save
@@ -13,8 +13,17 @@ each monitor draws). Two phases, each with a writer in its own process:
    commit until its name was drawn (p50 / p95 / max; a name never drawn counts).
 2. **quiet**: one new execution every 0.6 s, 20 times: commit → drawn p50 / p95.
 
+3. **idle**: no commits, one running step whose elapsed time ticks (1k executions):
+   CPU of each TUI's process tree over 20 s and bytes to its terminal.
+4. **first rows** on 100k executions: spawn → a status word and a name drawn.
+
+With ``--peer-tree PATH`` the peer is another checkout's ``tui/`` (e.g. the previous
+release, or the tree before a change) instead of the 1 s poller, so before and after run
+side by side and noise hits both. ``--repeats N`` runs every phase N times (interleaved)
+and reports medians.
+
 Issue 8's targets: stream ≤ 15 % of a core, ≤ 30 KB/s, newest state within 250 ms;
-quiet p50 ≤ 40 ms, p95 ≤ 100 ms.
+quiet p50 ≤ 40 ms, p95 ≤ 100 ms; idle < 1 % of a core; first rows on 100k ≤ 0.8 s.
 """
 
 from __future__ import annotations
@@ -175,6 +184,55 @@ def run_phase(root: Path, mode: str, peer_tree: Path | None = None) -> dict:
 
 
 PEER_NAME = "peer (1 s poll)"
+IDLE_WINDOW = 20.0  # seconds
+
+
+def measure_idle(root: Path, peer_tree: Path | None) -> dict:
+    """CPU (% of a core) and bytes/s of each TUI over IDLE_WINDOW with no commits."""
+    pattern = live.first_rows_pattern(root / "database" / "stepflow.db")
+    apps = {"stepflow-top": live.PtyApp(tree_argv(None) + [str(root)], pattern)}
+    if peer_tree is not None:
+        apps[PEER_NAME] = live.PtyApp(tree_argv(peer_tree) + [str(root)], pattern)
+    try:
+        for app in apps.values():
+            app.found.wait(30)
+        time.sleep(3.0)  # settled
+        start = {n: (live.tree_cpu_seconds(a.pid), a.bytes_out) for n, a in apps.items()}
+        t0 = time.monotonic()
+        time.sleep(IDLE_WINDOW)
+        elapsed = time.monotonic() - t0
+        return {n: {"idle_cpu_pct": 100 * (live.tree_cpu_seconds(a.pid) - start[n][0]) / elapsed,
+                    "idle_bytes_per_s": (a.bytes_out - start[n][1]) / elapsed}
+                for n, a in apps.items()}
+    finally:
+        for app in apps.values():
+            app.close()
+
+
+def measure_first_rows(root: Path, peer_tree: Path | None, peer_first: bool = False) -> dict:
+    """Milliseconds from spawn until the first execution row is drawn, one TUI at a
+    time; ``peer_first`` starts with the peer (the first one may meet a colder cache, so
+    repeats alternate)."""
+    pattern = live.first_rows_pattern(root / "database" / "stepflow.db")
+    trees = {"stepflow-top": None} | ({PEER_NAME: peer_tree} if peer_tree else {})
+    if peer_first:
+        trees = dict(reversed(trees.items()))
+    figures = {}
+    for name, tree in trees.items():
+        app = live.PtyApp(tree_argv(tree) + [str(root)], pattern)
+        try:
+            if not app.found.wait(30):
+                raise RuntimeError(f"{name} drew no execution row within 30 s")
+            figures[name] = {"first_rows_ms": 1000 * (app.first_match or 0.0)}
+        finally:
+            app.close()
+    return figures
+
+
+def median_figures(runs: list[dict]) -> dict:
+    """Per monitor, the median of each figure over ``runs`` (each {monitor: {key: v}})."""
+    return {name: {key: statistics.median(run[name][key] for run in runs)
+                   for key in runs[0][name]} for name in runs[0]}
 
 
 def main() -> int:
@@ -183,19 +241,28 @@ def main() -> int:
     if "--peer-tree" in sys.argv:  # another checkout's tui/ folder as the peer
         peer_tree = Path(sys.argv[sys.argv.index("--peer-tree") + 1])
         PEER_NAME = f"peer {peer_tree}"
+    repeats = int(sys.argv[sys.argv.index("--repeats") + 1]) if "--repeats" in sys.argv else 1
     tmp = Path(tempfile.mkdtemp(prefix="stepflow-stream-"))
     try:
-        results = {}
-        for mode in ("stream", "quiet"):
-            root = tmp / mode
-            populate(root, executions=1000)
-            print(f"[{mode}] running …", file=sys.stderr, flush=True)
-            results[mode] = run_phase(root, mode, peer_tree)
+        runs: dict[str, list[dict]] = {"stream": [], "quiet": [], "idle": [], "first": []}
+        populate(tmp / "idle", executions=1000)  # one running step: its elapsed time ticks
+        populate(tmp / "100k", executions=100_000)
+        for repeat in range(repeats):
+            for mode in ("stream", "quiet"):
+                root = tmp / f"{mode}{repeat}"
+                populate(root, executions=1000)
+                print(f"[{mode} {repeat + 1}/{repeats}] running …", file=sys.stderr, flush=True)
+                runs[mode].append(run_phase(root, mode, peer_tree))
+            print(f"[idle, first rows {repeat + 1}/{repeats}] running …", file=sys.stderr,
+                  flush=True)
+            runs["idle"].append(measure_idle(tmp / "idle", peer_tree))
+            runs["first"].append(measure_first_rows(tmp / "100k", peer_tree, repeat % 2 == 1))
     finally:
         live.cleanup()
         shutil.rmtree(tmp, ignore_errors=True)
-    print(json.dumps(results, indent=2))
-    s, q = results["stream"], results["quiet"]
+    results = {phase: median_figures(found) for phase, found in runs.items()}
+    print(json.dumps({"medians": results, "runs": runs}, indent=2))
+    s, q, i, f = results["stream"], results["quiet"], results["idle"], results["first"]
     ours, peer = "stepflow-top", PEER_NAME
     rows = [
         ("stream: CPU of the process tree", "cpu_pct", s, "{:.1f} %", "≤ 15 %"),
@@ -203,16 +270,21 @@ def main() -> int:
         ("stream: commit → name drawn p50", "drawn_p50_ms", s, "{:.0f} ms", "—"),
         ("stream: commit → name drawn p95", "drawn_p95_ms", s, "{:.0f} ms", "≤ 250 ms"),
         ("stream: commit → name drawn max", "drawn_max_ms", s, "{:.0f} ms", "—"),
-        ("stream: names never drawn", "never_drawn", s, "{}", "0"),
+        ("stream: names never drawn", "never_drawn", s, "{:.0f}", "0"),
         ("quiet: commit → name drawn p50", "drawn_p50_ms", q, "{:.0f} ms", "≤ 40 ms"),
         ("quiet: commit → name drawn p95", "drawn_p95_ms", q, "{:.0f} ms", "≤ 100 ms"),
+        ("idle, one step ticking: CPU", "idle_cpu_pct", i, "{:.2f} %", "< 1 %"),
+        ("idle, one step ticking: bytes", "idle_bytes_per_s", i, "{:.0f} B/s", "—"),
+        ("first rows, 100k executions", "first_rows_ms", f, "{:.0f} ms", "≤ 800 ms"),
     ]
-    print(f"\n| figure | {ours} | {peer} | target |\n|---|--:|--:|---|")
+    print(f"\nMedians of {repeats} run(s).\n\n| figure | {ours} | {peer} | target |\n"
+          "|---|--:|--:|---|")
     for label, key, phase, fmt, target in rows:
-        print(f"| {label} | {fmt.format(phase[ours][key])} | {fmt.format(phase[peer][key])} "
-              f"| {target} |")
-    print(f"\n{s[ours]['executions']} executions in the stream phase, "
-          f"{q[ours]['executions']} in the quiet one.")
+        theirs = phase.get(peer, {}).get(key)
+        print(f"| {label} | {fmt.format(phase[ours][key])} | "
+              f"{'—' if theirs is None else fmt.format(theirs)} | {target} |")
+    print(f"\n{s[ours]['executions']:.0f} executions in the stream phase, "
+          f"{q[ours]['executions']:.0f} in the quiet one.")
     return 0
 
 

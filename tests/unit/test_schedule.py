@@ -1,8 +1,9 @@
-"""The refresh scheduler with a fake clock: coalescing, the frame cap and the writer's gap."""
+"""The refresh scheduler with fake clocks (wall and CPU): coalescing, the adaptive frame
+spacing and the writer's gap."""
 
 from __future__ import annotations
 
-from stepflow_top.live.schedule import RefreshScheduler
+from stepflow_top.live.schedule import CPU_SHARE, MAX_INTERVAL, RefreshScheduler
 
 
 class Clock:
@@ -39,20 +40,43 @@ def test_a_burst_coalesces_into_one_more_refresh():
     assert scheduler.finish() is None  # the burst cost two refreshes
 
 
-def test_a_stream_is_drawn_at_most_four_times_a_second():
-    clock = Clock()
-    scheduler = RefreshScheduler(clock=clock)
+def stream(scheduler: RefreshScheduler, clock: Clock, cpu: Clock, frame_cpu: float,
+           seconds: float = 10.0) -> list[float]:
+    """Starts of the refreshes of a stream of commits (one arrives during every
+    refresh), each frame costing ``frame_cpu`` CPU seconds."""
     starts = []
     delay = scheduler.request()
-    while clock.now < 1010:
+    end = clock.now + seconds
+    while clock.now < end:
         clock.now += delay
         scheduler.start()
         starts.append(clock.now)
-        scheduler.request()  # a commit arrives during every refresh
+        scheduler.request()
         clock.now += 0.005
+        cpu.now += frame_cpu
         delay = scheduler.finish()
-    assert 38 <= len(starts) <= 41  # ten seconds of commits
-    assert min(b - a for a, b in zip(starts, starts[1:], strict=False)) >= 0.25 - 1e-9
+    return starts
+
+
+def test_a_cheap_stream_is_drawn_at_most_ten_times_a_second():
+    clock, cpu = Clock(), Clock()
+    starts = stream(RefreshScheduler(clock=clock, cpu_clock=cpu), clock, cpu, 0.004)
+    assert 98 <= len(starts) <= 101  # ten seconds of commits
+    assert min(b - a for a, b in zip(starts, starts[1:], strict=False)) >= 0.1 - 1e-9
+
+
+def test_a_costly_stream_is_spaced_to_keep_its_share_of_a_core():
+    clock, cpu = Clock(), Clock()
+    starts = stream(RefreshScheduler(clock=clock, cpu_clock=cpu), clock, cpu, 0.015)
+    gaps = [b - a for a, b in zip(starts[2:], starts[3:], strict=False)]
+    assert all(abs(g - 0.015 / CPU_SHARE) < 1e-9 for g in gaps)
+
+
+def test_a_stream_too_costly_for_its_share_is_still_drawn_five_times_a_second():
+    clock, cpu = Clock(), Clock()
+    starts = stream(RefreshScheduler(clock=clock, cpu_clock=cpu), clock, cpu, 0.08)
+    gaps = [b - a for a, b in zip(starts[2:], starts[3:], strict=False)]
+    assert all(abs(g - MAX_INTERVAL) < 1e-9 for g in gaps)
 
 
 def test_a_slow_refresh_leaves_the_writer_a_gap_as_long_as_itself():

@@ -8,7 +8,9 @@ found three ways, and only the union is trusted:
 * **new or re-saved**: ``rowid > mark`` in executions and steps (cheap; the mark resets
   when the largest rowid goes backwards instead of silencing the feed);
 * **changed**: every execution that can still change (not final in its row: a bounded
-  set) is re-read by primary key with its steps on every poll;
+  set) is re-read by primary key on every poll; its steps are read again only when
+  SQLite's print of them changed (``store.step_queries``), so unchanged runs cost two
+  small queries and no Python work;
 * **new by id**: the newest executions by ``created_at`` whose ids were not seen before
   (an insert that reused a rowid below the mark);
 * **deleted**: a tracked execution that is gone, and a row count that fell by more than
@@ -124,6 +126,11 @@ class ChangeTracker:
                 events.append({"ts": ts, "type": "execution_deleted", "id": gone.id,
                                "name": gone.name})
         for execution in rows.values():
+            # The same object back from the reader: none of its rows changed (see
+            # store.step_queries), so only the clock or the writer can move its status.
+            if (self.live.get(execution.id) is execution and self.statuses[execution.id]
+                    == execution.effective_status(judgement).value):
+                continue
             events += self._execution_events(execution, steps.get(execution.id, []),
                                              judgement, ts)
         self.marks = marks

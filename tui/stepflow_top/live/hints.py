@@ -7,8 +7,8 @@ SQLITE_WAL.md §7) plus any extra folders a view asks for (an open execution's l
 folder). ``step`` trades latency against idle CPU, because watchfiles' Rust loop
 takes the GIL every step. Measured with tests/benchmarks/bench_live.py, commit to
 event p50 and idle CPU of the TUI: step 10 ms: 17 ms, 0.95 % of a core; 15 ms:
-25 ms, 0.75 %; 20 ms: 33 ms, 0.60 %. The TUI uses 15 ms (it draws at most 4 frames a
-second anyway); ``--events`` 10 ms, because its refresh now also asks the probe, whose
+25 ms, 0.75 %; 20 ms: 33 ms, 0.60 %. The TUI uses 15 ms (idle CPU with a step ticking
+measured 0.85 % with it: 10 ms would cross 1 %); ``--events`` 10 ms, because its refresh now also asks the probe, whose
 idle process takes 6-8 ms to wake: 33 ms at 15 ms, 24 ms at 10 ms.
 """
 

@@ -5,10 +5,16 @@ Rules (DESIGN.md "Data flow", promises 2 and 9):
 * at most one refresh runs and at most one more is pending; requests made meanwhile
   merge into the pending one (``force`` is kept if any of them asked for it);
 * the first change after a quiet spell starts at once;
-* under a stream of changes, starts are at least ``min_interval`` seconds apart (a frame
-  cap: a person reads a few frames a second, and each frame costs CPU and bytes to the
-  terminal; measured with tests/benchmarks/bench_stream.py under 200 saves/s: 10 frames a
-  second cost 57 % of a core and 97 KB/s to the terminal, 4 frames 37 % and 51 KB/s), and the writer gets a gap at least as long as the last refresh took before
+* under a stream of changes, starts are spaced so that this process's CPU (the
+  refresh, applying its snapshot and the redraw it causes, measured with
+  ``time.process_time`` over the last frame) stays near ``CPU_SHARE`` of a core: the
+  spacing is that cost divided by ``CPU_SHARE``, kept between ``min_interval`` (at most
+  ten frames a second: a person reads a few, and each costs bytes to the terminal) and
+  ``MAX_INTERVAL`` (so the newest state is on screen within about a quarter of a second
+  of its commit, even when the share cannot be kept). Measured with
+  tests/benchmarks/bench_stream.py under 200 saves/s, a fixed 4 frames a second cost
+  27-35 % of a core;
+* the writer gets a gap at least as long as the last refresh took before
   the next one starts (a slow refresh must not turn into back-to-back snapshots that
   starve the writer's checkpoints);
 * a rollback-journal store (not WAL), where every read briefly blocks the writer's
@@ -22,7 +28,9 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-FRAME_INTERVAL = 0.25  # seconds: at most 4 refreshes a second under a stream
+FRAME_INTERVAL = 0.1  # seconds: at most 10 refreshes a second under a stream
+MAX_INTERVAL = 0.2  # seconds: the widest spacing the CPU share may ask for
+CPU_SHARE = 0.10  # of one core: what a stream's refreshes and redraws should cost
 ROLLBACK_INTERVAL = 1.0  # seconds between reads of a store that is not in WAL mode
 
 
@@ -33,12 +41,17 @@ class RefreshScheduler:
     the request was merged into the running or already-armed refresh."""
 
     def __init__(self, *, min_interval: float = FRAME_INTERVAL,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 cpu_clock: Callable[[], float] = time.process_time) -> None:
         self.min_interval = min_interval
         self.clock = clock
+        self.cpu_clock = cpu_clock
+        self.frame_cost = 0.0  # CPU seconds of the last frame (start to next start)
+        self._cpu_at_start: float | None = None
         self.running = False
         self.armed = False
         self.pending = False
+        self.pending_since_start = False  # frames back to back: their cost is a stream's
         self._force = False
         self._last_start: float | None = None
         self._last_duration = 0.0
@@ -48,7 +61,7 @@ class RefreshScheduler:
         """A change may have happened (or the user asked, ``force``)."""
         self._force = self._force or force
         if self.running or self.armed:
-            self.pending = True
+            self.pending = self.pending_since_start = True
             return None
         self.armed = True
         return self._delay()
@@ -58,6 +71,11 @@ class RefreshScheduler:
         changed (``force``)."""
         self.armed = self.pending = False
         self.running = True
+        cpu = self.cpu_clock()
+        if self._cpu_at_start is not None and self.pending_since_start:
+            self.frame_cost = cpu - self._cpu_at_start
+        self._cpu_at_start = cpu
+        self.pending_since_start = False
         self._last_start = self.clock()
         force, self._force = self._force, False
         return force
@@ -78,6 +96,7 @@ class RefreshScheduler:
     def _delay(self) -> float:
         if self._last_start is None or self._last_end is None:
             return 0.0
-        earliest = max(self._last_start + self.min_interval,
-                       self._last_end + self._last_duration)
+        spacing = min(max(self.min_interval, MAX_INTERVAL),
+                      max(self.min_interval, self.frame_cost / CPU_SHARE))
+        earliest = max(self._last_start + spacing, self._last_end + self._last_duration)
         return max(0.0, earliest - self.clock())

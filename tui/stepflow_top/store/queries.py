@@ -12,11 +12,10 @@ schema lacks is read as NULL instead of failing the query.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Iterable, Iterator, Sequence
 
@@ -34,17 +33,14 @@ from .connection import (
 from .locate import StorePaths
 from .models import (
     FINAL_EXECUTION,
-    FINISHED_STEP,
-    LIVE_STORED,
     Artifact,
     Execution,
     ExecutionDetail,
     Judgement,
     Status,
-    Step,
-    effective_steps,
     local_offset,
 )
+from .step_queries import MAX_STEPS_PER_EXECUTION, StepQueries
 from .order import SORT_ORDERS, SORT_SCOPE, with_status
 from .rows import (
     ARTIFACT_COLUMNS,
@@ -56,13 +52,9 @@ from .rows import (
     execution_row,
     select_list,
     step_row,
-    text_value,
 )
 
-LIVE_STATUSES = tuple(sorted(LIVE_STORED))
-MAX_STEPS_PER_EXECUTION = 10_000
 MAX_ARTIFACTS = 1_000
-MAX_LIVE_ROWS = 1_000
 SEARCH_SLICE = 2_000  # rows per filtered-search statement
 SEARCH_BUDGET_S = 0.25  # seconds a filtered search may take per refresh
 
@@ -84,7 +76,7 @@ class Window:
     sorted_scope: int | None = None
 
 
-class StoreReader:
+class StoreReader(StepQueries):
     """Reads one store through a read-only connection that lives only as long as a
     session (``with reader.session(): ...``): between sessions no connection, read
     transaction or lock is held (DESIGN.md promise 2).
@@ -101,6 +93,7 @@ class StoreReader:
         self.journal_mode = "?"
         self.writer_offset: timedelta = local_offset()
         self._schema: tuple[int, dict[str, str], set[str]] | None = None
+        self._remembered = {}
 
     # -- connection ------------------------------------------------------
     def open(self, *, immutable: bool = False) -> None:
@@ -276,7 +269,7 @@ class StoreReader:
             "ORDER BY created_at DESC, rowid DESC LIMIT ?) "
             f"WHERE {condition} ORDER BY {order} {cut}",
             [SORT_SCOPE, *params, *([] if live else [limit])])
-        found = self._with_steps([execution_row(r) for r in rows])
+        found = self._with_steps(rows)
         if live:
             found = [e for e in found if e.effective_status(judgement) == status]
         return Window(tuple(found[:limit]), sorted_scope=SORT_SCOPE)
@@ -291,7 +284,7 @@ class StoreReader:
                 rows = self._rows(
                     f"SELECT {self._select['executions']} FROM executions "
                     "ORDER BY created_at DESC, rowid DESC LIMIT ?", [limit])
-                executions = tuple(self._with_steps([execution_row(r) for r in rows]))
+                executions = tuple(self._with_steps(rows))
             except StoreDamaged:
                 if limit <= 1:
                     raise
@@ -307,35 +300,11 @@ class StoreReader:
                 f"SELECT {self._select['executions']} FROM executions "
                 f"WHERE rowid IN ({','.join('?' * len(chunk))}) "
                 "ORDER BY created_at DESC, rowid DESC", chunk)
-        return self._with_steps([execution_row(r) for r in rows])
+        return self._with_steps(rows)
 
     def executions_by_id(self, ids: Iterable[str]) -> list[Execution]:
         """The executions with these ids, with step aggregates, in no set order."""
         return [e for e, _steps in self.executions_with_steps(ids)]
-
-    def executions_with_steps(self, ids: Iterable[str]) -> list[tuple[Execution, list[Step]]]:
-        """The executions with these ids (with step aggregates) and their step rows,
-        in no set order: one read of each for the change feed."""
-        rows = []
-        for chunk in chunks(list(ids)):
-            marks = ",".join("?" * len(chunk))
-            rows += self._rows(
-                f"SELECT {self._select['executions']} FROM executions WHERE id IN ({marks})", chunk
-            )
-        executions = [execution_row(r) for r in rows]
-        steps = self.steps_of(e.id for e in executions)
-        return [(self.with_steps(e, list(steps.get(e.id, []))), steps.get(e.id, []))
-                for e in executions]
-
-    def stored_status_counts(self) -> dict[str, int]:
-        """Executions per stored status word, lowercased (a scan of the ``status``
-        index, 53 ms on a million rows: the change feed keeps these up to date and
-        recounts only when the row count disagrees)."""
-        counts: dict[str, int] = {}
-        for status, n in self._rows("SELECT status, count(*) FROM executions GROUP BY status"):
-            word = (text_value(status) or "").lower()  # a writer may say "Completed"
-            counts[word] = counts.get(word, 0) + n
-        return counts
 
     def count(self, table: str) -> int:
         """Rows in ``table`` (0 when the schema has no such table): a full count, for
@@ -367,120 +336,4 @@ class StoreReader:
             artifacts = tuple(sorted((artifact_row(r) for r in rows), key=artifact_order))
         log_paths = {s.id: self.paths.step_log(s.execution_id, s.index, s.id) for s in steps}
         return ExecutionDetail(execution, tuple(steps), artifacts, log_paths)
-
-    # -- changes, for the change feed -----------------------------------------
-    def max_rowids(self) -> tuple[int, int]:
-        """(executions, steps): the largest rowids (the b-tree's last entry: cheap)."""
-        executions = self._rows("SELECT max(rowid) FROM executions")[0][0]
-        steps = 0
-        if "steps" in self._has:
-            steps = self._rows("SELECT max(rowid) FROM steps")[0][0] or 0
-        return int(executions or 0), int(steps)
-
-    def execution_count(self) -> int:
-        """Rows in executions: ``count(*)`` walks the smallest index (56 ms on a million
-        rows), so callers ask for it now and then, not on every refresh."""
-        return int(self._rows("SELECT count(*) FROM executions")[0][0])
-
-    def rowids_since(self, table: str, mark: int, limit: int = 10_000) -> list[str]:
-        """Execution ids of ``table`` rows (executions or steps) whose rowid is above
-        ``mark``: rows inserted or replaced since (INSERT OR REPLACE gives each save a
-        new rowid; a plain UPDATE does not, and is found by re-reading live rows)."""
-        if table not in self._has:
-            return []
-        column = "id" if table == "executions" else "execution_id"
-        return [
-            text_value(r[0]) or "" for r in self._rows(
-                f"SELECT {column} FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT ?",
-                [mark, limit])
-        ]
-
-    def newest_ids(self, limit: int) -> list[str]:
-        """Ids of the newest ``limit`` executions by ``created_at`` (indexed)."""
-        return [text_value(r[0]) or "" for r in self._rows(
-            "SELECT id FROM executions ORDER BY created_at DESC, rowid DESC LIMIT ?", [limit])]
-
-    def steps_of(self, execution_ids: Iterable[str]) -> dict[str, list[Step]]:
-        """Steps of these executions, by execution id (``steps(execution_id)`` is indexed)."""
-        by_execution: dict[str, list[Step]] = {}
-        for row in self._step_rows(list(execution_ids), MAX_STEPS_PER_EXECUTION):
-            step = step_row(row)
-            by_execution.setdefault(step.execution_id, []).append(step)
-        return by_execution
-
-    def live_executions(self) -> list[Execution]:
-        """Executions stored as pending or running, with step aggregates."""
-        rows = self._rows(
-            f"SELECT {self._select['executions']} FROM executions "
-            f"WHERE status IN {LIVE_STATUSES} LIMIT {MAX_LIVE_ROWS}"
-        )
-        return self._with_steps([execution_row(r) for r in rows])
-
-    def newest_timestamps(self, rows: int = 20) -> datetime | None:
-        """The newest stored timestamp among the most recently saved rows (largest
-        rowids): what the writer's clock said at about its last commit."""
-        stamps = []
-        for table, parse in (("executions", execution_row), ("steps", step_row)):
-            if table in self._has:
-                for row in self._rows(f"SELECT {self._select[table]} FROM {table} "
-                                      "ORDER BY rowid DESC LIMIT ?", [rows]):
-                    saved = parse(row)
-                    stamps += [saved.created_at, saved.started_at, saved.completed_at]
-        known = [t for t in stamps if t is not None]
-        return max(known) if known else None
-
-    # -- helpers -----------------------------------------------------------
-    def _step_rows(self, execution_ids: list[str], limit: int) -> list:
-        if "steps" not in self._has or not execution_ids:
-            return []
-        rows = []
-        for chunk in chunks(execution_ids):
-            marks = ",".join("?" * len(chunk))
-            rows += self._rows(
-                f"SELECT {self._select['steps']} FROM steps WHERE execution_id IN ({marks}) "
-                "LIMIT ?",
-                [*chunk, limit * len(chunk)],
-            )
-        return rows
-
-    def _with_steps(self, executions: list[Execution]) -> list[Execution]:
-        """Attach step aggregates (and log mtimes for live runs) to each execution."""
-        if not executions:
-            return executions
-        by_execution = self.steps_of(e.id for e in executions)
-        return [self.with_steps(e, by_execution.get(e.id, [])) for e in executions]
-
-    def with_steps(self, execution: Execution, steps: list[Step]) -> Execution:
-        """``execution`` with the aggregates of ``steps`` (its own step rows)."""
-        return self._aggregate(execution, steps)
-
-    def _aggregate(self, execution: Execution, steps: list[Step]) -> Execution:
-        if not steps:
-            return execution
-        views = effective_steps(execution, steps)
-        running = next((v.step for v in reversed(views) if v.status == "running"), None)
-        changes = [t for t in (s.last_saved for s in steps) if t]
-        if execution.stored_status not in FINAL_EXECUTION and running is None:
-            changes += self._log_mtimes(steps)
-        return replace(
-            execution,
-            steps_known=len(views),
-            steps_finished=sum(v.status in FINISHED_STEP for v in views),
-            steps_failed=sum(v.status == "failed" for v in views),
-            running_step=running.name if running else None,
-            last_step=views[-1].step.name,
-            last_change=max(changes) if changes else None,
-        )
-
-    def _log_mtimes(self, steps: list[Step]) -> list[datetime]:
-        # os.stat opens nothing, so it is safe beside live SQLite connections. File
-        # times are absolute: shown in the writer's zone, like the rows.
-        times = []
-        for step in steps:
-            try:
-                mtime = os.stat(self.paths.step_log(step.execution_id, step.index, step.id)).st_mtime
-                times.append(datetime.utcfromtimestamp(mtime) + self.writer_offset)
-            except (OSError, OverflowError, ValueError):  # gone, or a time past year 9999
-                continue
-        return times
 

@@ -32,6 +32,7 @@ from .list_columns import (
 from .messages import OpenExecution
 from .progress import step_suffix
 from .widgets import KeyedTable, StoreBar, TextPanel, cell
+from .widgets.store_bar import in_sight
 
 STATUS_CYCLE = (None, Status.RUNNING, Status.STALLED, Status.LOST, Status.FAILED,
                 Status.COMPLETED, Status.CANCELLED)
@@ -62,6 +63,7 @@ class ExecutionsScreen(Screen):
         self.follow = True  # the newest run under the cursor until the reader moves
         self.fit = Fit(name=28, step=24)
         self._new_view: ViewRequest | None = None  # asked for, its rows not shown yet
+        self._stale = False  # a snapshot arrived while another screen was on top
 
     def on_resize(self) -> None:
         # Recomputed on every resize: the step gives way first and the name last, so a
@@ -131,9 +133,16 @@ class ExecutionsScreen(Screen):
         return self.query_one(KeyedTable)
 
     # -- showing -----------------------------------------------------------
+    def on_screen_resume(self) -> None:
+        if self._stale:
+            self._show()
+
     def _show(self, _value=None) -> None:
+        # A screen under another one does no work (the detail screen refreshes as
+        # often as the list would): it catches up when it is shown again.
+        self._stale = not in_sight(self)
         snapshot = self.app.snapshot
-        if snapshot is None:
+        if snapshot is None or self._stale:
             return
         judgement = self.app.judgement()
         executions = snapshot.executions  # in the requested order: sorted in the database
@@ -164,8 +173,8 @@ class ExecutionsScreen(Screen):
     def _tick(self, _now=None) -> None:
         """Time passed: only executions that are not final show times that move."""
         snapshot = self.app.snapshot
-        if snapshot is None or self.relative:
-            self._show()  # relative times move on every row
+        if snapshot is None or self.relative or not in_sight(self):
+            self._show()  # relative times move on every row; a hidden list waits
             return
         judgement = self.app.judgement()
         self.table.update_rows(

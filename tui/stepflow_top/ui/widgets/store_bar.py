@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual.screen import Screen
 
 from ... import formatting
 from ...live.writer import WriterState, format_offset
 from ...store.models import Status, local_offset
 from ...store.text import literal
 from .text_panel import TextPanel
+
+def in_sight(screen: Screen) -> bool:
+    """Whether ``screen`` can be seen: it is on the screen stack and every screen above it
+    lets it show through (a background that is not opaque, as a modal's). Textual's
+    ``Screen.is_current`` also counts the screen right under an opaque one."""
+    stack = screen.app.screen_stack
+    if screen not in stack:
+        return False
+    return all(above.styles.background.a < 1 for above in stack[stack.index(screen) + 1:])
+
 
 BAR_ORDER = (Status.RUNNING, Status.STALLED, Status.LOST, Status.FAILED, Status.COMPLETED,
              Status.CANCELLED, Status.UNKNOWN)
@@ -46,8 +57,10 @@ class StoreBar(TextPanel):
     any warning or error. It watches the app's ``snapshot`` and ``paused``."""
 
     _lines = -1  # newlines in the text shown
+    _stale = False  # something changed while its screen was under another one
 
     def on_mount(self) -> None:
+        self.app.screen_change_signal.subscribe(self, self._screen_changed)
         self.watch(self.app, "snapshot", self._redraw)
         self.watch(self.app, "paused", self._redraw)
         self.watch(self.app, "held", self._redraw)
@@ -57,7 +70,16 @@ class StoreBar(TextPanel):
     def on_resize(self) -> None:
         self._redraw()
 
+    def _screen_changed(self, screen) -> None:
+        if screen is self.screen and self._stale:
+            self._redraw()
+
     def _redraw(self, _value=None) -> None:
+        # Every screen has its own bar: only the one on screen does the work, the
+        # others catch up when their screen is shown again.
+        self._stale = not in_sight(self.screen)
+        if self._stale:
+            return
         app = self.app
         snapshot = app.snapshot
         text = Text(no_wrap=True, overflow="ellipsis")
