@@ -58,3 +58,23 @@ async def test_hints_resume_after_the_folder_is_deleted_and_made_again(tmp_path)
         assert reported
     finally:
         hints.stop()
+
+
+async def test_watching_one_more_folder_keeps_watching_the_first(tmp_path):
+    """Opening a log adds its folder: the database folder's events must keep coming
+    (watchfiles sets the stop event it was given when its task is cancelled)."""
+    database, logs = tmp_path / "database", tmp_path / "logs"
+    database.mkdir()
+    logs.mkdir()
+    hints = Hints([database], fallback=60)
+    hints.start()
+    try:
+        await asyncio.sleep(0.3)  # the watcher thread starts
+        hints.set_folders([database, logs])
+        await asyncio.sleep(0.3)  # the new watcher starts
+        touch_from_another_process(database / "stepflow.db-wal")
+        assert await next_event(hints, timeout=10)
+        touch_from_another_process(logs / "step_0_a.log")
+        assert await next_event(hints, timeout=10)
+    finally:
+        hints.stop()

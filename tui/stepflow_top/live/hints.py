@@ -54,6 +54,7 @@ class Hints:
         self.step_ms = step_ms
         self._changed = asyncio.Event()
         self._stop = asyncio.Event()
+        self._watcher_stop = asyncio.Event()  # the running watcher's own (see _watch)
         self._rearm = asyncio.Event()
         self._task: asyncio.Task | None = None
 
@@ -68,6 +69,7 @@ class Hints:
 
     def stop(self) -> None:
         self._stop.set()
+        self._watcher_stop.set()
         self._changed.set()
 
     def set_interval(self, seconds: float) -> None:
@@ -84,7 +86,7 @@ class Hints:
             return
         self.folders = list(folders)
         if self._task is not None:
-            self._task.cancel()
+            self._task.cancel()  # sets that watcher's own stop event (see _watch)
             self._task = None
             self.start()
 
@@ -106,7 +108,11 @@ class Hints:
                 return "timer"
 
     async def _watch(self) -> None:
-        while not self._stop.is_set():
+        # watchfiles sets the stop_event it is given when its task is cancelled
+        # (watchfiles/main.py, awatch): each watcher gets its own, or the restart in
+        # set_folders would stop the next watcher before it began.
+        self._watcher_stop = stop = asyncio.Event()
+        while not self._stop.is_set() and not stop.is_set():
             identities = {f: _identity(f) for f in self.folders}
             existing = [str(f) for f, identity in identities.items() if identity]
             if not existing:
@@ -118,7 +124,7 @@ class Hints:
                     recursive=False,
                     debounce=WATCH_DEBOUNCE_MS,
                     step=self.step_ms,
-                    stop_event=self._stop,
+                    stop_event=stop,
                     rust_timeout=HEARTBEAT_MS,
                     yield_on_timeout=True,
                 ):
