@@ -3,6 +3,8 @@ shown as such, and the store bar says who writes the store."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import pytest
 from conftest import until
 from service_writer import ServiceWriter
@@ -141,3 +143,32 @@ async def test_the_log_screen_follows_the_run_to_its_next_step(tmp_path):
         await pilot.pause(0.2)
         assert screen.step.id == second
     service.close()
+
+
+async def test_pause_freezes_running_durations_until_resumed(tmp_path):
+    service = ServiceWriter(tmp_path / "storage")
+    run = service.start("etl")
+    service.step(run, "Extract")
+    later = [0.0]  # seconds the test moves the app's clock on
+
+    def clock():
+        return datetime.now() + timedelta(seconds=later[0])
+
+    app = StepflowTop(locate_store(tmp_path / "storage"), fallback=30, clock=clock)
+    try:
+        async with app.run_test(size=(120, 30)) as pilot:
+            duration = lambda: str(table(app).get_cell(run, "duration"))  # noqa: E731
+            await until(pilot, lambda: table(app).row_count == 1)
+            assert "running" in str(table(app).get_cell(run, "status"))
+            later[0] = 600
+            await until(pilot, lambda: duration().startswith("10m"))  # it ticks
+            await pilot.press("p")
+            frozen = duration()
+            later[0] = 3600
+            # No event marks a tick that changed nothing; ticks come every second.
+            await pilot.pause(1.5)
+            assert duration() == frozen
+            await pilot.press("p")
+            await until(pilot, lambda: duration().startswith("1h"))
+    finally:
+        service.close()

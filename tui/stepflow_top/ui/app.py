@@ -328,7 +328,8 @@ class StepflowTop(App):
         self.hints.set_folders(folders)
 
     def _tick(self) -> None:
-        self.now = self.clock()
+        if not self.paused:  # pause freezes the screen, durations included
+            self.now = self.clock()
         if self.hints.poll is None and not self._watch_files:
             return
         if self.snapshot is None or self.snapshot.error:
