@@ -119,7 +119,9 @@ async def test_meta_markers_in_the_steps_table_and_the_log_header(tmp_path):
         service.cmd("meta", step, '{"PROGRESS": "50", "DESCRIPTION": "Compiling 3 modules"}')
         app = StepflowTop(locate_store(tmp_path / "storage"), fallback=30)
         async with app.run_test(size=(120, 30)) as pilot:
-            await until(pilot, lambda: app.screen.query_one(KeyedTable).row_count == 1)
+            runs = app.screen.query_one(KeyedTable)
+            await until(pilot, lambda: runs.row_count == 1)
+            await until(pilot, lambda: str(runs.get_cell(run, "current")) == "Build 50%")
             app.push_screen(DetailScreen(run))
             table = await until(pilot, lambda: isinstance(app.screen, DetailScreen) and (
                 t := app.screen.query_one("#steps-table", KeyedTable)).row_count == 2 and t)

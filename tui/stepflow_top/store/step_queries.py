@@ -148,6 +148,7 @@ class StepQueries:
             steps_finished=sum(v.status in FINISHED_STEP for v in views),
             steps_failed=sum(v.status == "failed" for v in views),
             running_step=running.name if running else None,
+            running_metadata=running.metadata if running else None,
             last_step=views[-1].step.name,
             last_change=max(changes) if changes else None,
         )
