@@ -64,7 +64,7 @@ USED_BY: dict[str, tuple[frozenset[str], str]] = {
 
 
 #: The modes that take several stores at once.
-SEVERAL_STORES: frozenset[str] = frozenset({"once", "events", "check", "wait"}) | EXPORTING
+SEVERAL_STORES: frozenset[str] = frozenset({MONITOR, "once", "events", "check", "wait"}) | EXPORTING
 _NAMED = {MONITOR: "the monitor", DEMO_WRITER: "--demo-writer",
           "metrics_textfile": "--metrics-textfile",
           "print_alert_rules": "--print-alert-rules",

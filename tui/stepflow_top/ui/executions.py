@@ -13,6 +13,7 @@ from textual.widgets import DataTable, Footer, Input
 from .. import formatting
 from ..live.refresher import ViewRequest
 from ..live.settings import SORTS
+from ..live.stores import MergedSnapshot, Row, split_key
 from ..store import filters
 from ..store.models import FINAL_EXECUTION, Execution, Judgement, Status
 from ..store.order import SORT_SCOPE
@@ -27,6 +28,7 @@ COLUMNS = (
 STATUS_CYCLE = (None, Status.RUNNING, Status.STALLED, Status.LOST, Status.FAILED,
                 Status.COMPLETED, Status.CANCELLED)
 LABELS = dict(COLUMNS)
+STORE_COLUMN = ("store", "Store")  # shown only when several stores are watched
 
 PAGE = 50
 # Status, user, started, duration, steps and exit, with two cells of padding per
@@ -64,7 +66,7 @@ class ExecutionsScreen(Screen):
     def on_resize(self) -> None:
         # The current step gives way first and the name last, so a narrow window never
         # pushes Exit off screen (80 columns: name 8, step 4).
-        spare = max(10, self.size.width - FIXED_WIDTH)
+        spare = max(10, self.size.width - FIXED_WIDTH - self._store_width())
         step = max(4, min(32, (spare - 10) // 2))
         widths = (max(6, min(40, spare - step)), step)
         if widths != (self.name_width, self.step_width):
@@ -77,7 +79,8 @@ class ExecutionsScreen(Screen):
                     "— Enter keeps, Esc clears",
                     id="filter", classes="hidden")
         yield TextPanel(id="view-state")
-        yield KeyedTable(COLUMNS, id="executions")
+        yield KeyedTable(((STORE_COLUMN,) if self._store_width() else ()) + COLUMNS,
+                         id="executions")
         yield TextPanel(id="empty", classes="hidden")
         yield Footer()
 
@@ -103,13 +106,14 @@ class ExecutionsScreen(Screen):
             return
         judgement = self.app.judgement()
         executions = snapshot.executions  # in the requested order: sorted in the database
-        newest = executions[0].id if self.follow and executions else None
+        rows = self._rows(snapshot, judgement)
+        newest = rows[0].key if self.follow and rows else None
         # The first rows of a new filter, status filter or sort: the view starts at the
         # top, unless the selected run is still in the result (it stays on it).
         new_view = self._new_view is not None and snapshot.request == self._new_view
-        kept = self.table.cursor_key in {e.id for e in executions}
-        self.table.show_rows(((e.id, self._cells(e, judgement)) for e in executions),
-                             follow=newest)
+        kept = self.table.cursor_key in {r.key for r in rows}
+        self.table.show_rows(((r.key, self._cells(r.execution, r.judgement, r.store))
+                              for r in rows), follow=newest)
         if new_view:
             self._new_view = None
             if not kept and self.table.row_count:
@@ -135,17 +139,32 @@ class ExecutionsScreen(Screen):
             return
         judgement = self.app.judgement()
         self.table.update_rows(
-            (e.id, self._cells(e, judgement)) for e in snapshot.executions
-            if e.stored_status not in FINAL_EXECUTION
+            (r.key, self._cells(r.execution, r.judgement, r.store))
+            for r in self._rows(snapshot, judgement)
+            if r.execution.stored_status not in FINAL_EXECUTION
         )
 
-    def _cells(self, e: Execution, judgement: Judgement) -> list[Text]:
+    def _rows(self, snapshot, judgement: Judgement) -> list[Row]:
+        """The rows to show: one store's keyed by id and judged by ``judgement``;
+        several stores' keyed by store and id, each judged by its store
+        (``live.stores``)."""
+        if isinstance(snapshot, MergedSnapshot):
+            return list(snapshot.rows(self.app.now))
+        return [Row(e.id, "", e, judgement) for e in snapshot.executions]
+
+    def _store_width(self) -> int:
+        """Cells the Store column takes (0: one store, no column)."""
+        labels = getattr(self.app, "store_labels", ())
+        return min(12, max(map(len, labels))) + 2 if len(labels) > 1 else 0
+
+    def _cells(self, e: Execution, judgement: Judgement, store: str = "") -> list[Text]:
         now = judgement.now
         status = e.effective_status(judgement)
         label = status.label
         if status.value != e.stored_status:
             label += "*"
         return [
+            *([cell(store, width=self._store_width() - 2)] if self._store_width() else []),
             cell(label, self.table.status_style(status.value)),
             cell(e.name, width=self.name_width),
             cell(e.user_name, width=8),
@@ -297,5 +316,6 @@ class ExecutionsScreen(Screen):
     def action_copy_id(self) -> None:
         key = self.table.cursor_key
         if key is not None:
+            key = split_key(key)[1]  # the execution id, without its store
             self.app.copy_to_clipboard(key)
             self.notify(f"copied {literal(key)}", timeout=2, markup=False)
