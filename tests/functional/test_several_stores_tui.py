@@ -71,13 +71,16 @@ async def test_two_live_stores_merge_and_a_dead_service_loses_only_its_runs(serv
     staging.step(in_staging, "Run")
     app = SeveralStoresTop(locate_stores([str(tmp_path / "prod"), str(tmp_path / "staging")]),
                            fallback=1.0, persist_history=False)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
         both = {row_key("prod", in_prod), row_key("staging", in_staging)}
         await until(pilot, lambda: both <= set(keys(app)))
         assert {str(table(app).get_cell(k, "store")) for k in both} == {"prod", "staging"}
         assert status(app, row_key("prod", in_prod)).startswith("● running")
         newer = staging.start("newest-run")  # newest first across the stores
         await until(pilot, lambda: keys(app)[:1] == [row_key("staging", newer)])
+        staging.cmd("finish", newer, "failed")
+        await until(pilot, lambda: any(n.message == "staging: newest-run failed"
+                                       for n in app._notifications))
 
         prod.kill()  # SIGKILL: prod's rows stay "running" with no service behind them
         await until(pilot, lambda: "lost" in status(app, row_key("prod", in_prod)))
@@ -143,11 +146,12 @@ async def test_the_store_bar_fits_the_terminal(copies, tmp_path, size, per_store
     async with app.run_test(size=size) as pilot:
         await until(pilot, lambda: table(app).row_count == 6)
         lines = bar(app).splitlines()
-        assert "2 of 3 stores live" in lines[0]
+        assert ("2 of 3 stores live" if per_store_lines else "2/3 stores") in lines[0]
         if per_store_lines:
             assert [line.split()[0] for line in lines[1:4]] == ["day", "night", "gone"]
             assert "NO DATA" in lines[3]
         else:
             assert len(lines) == 2
+            assert all(len(line) <= size[0] - 2 for line in lines), lines
             assert "gone ✗ no data" in lines[1] and lines[1].startswith("day ")
         assert table(app).get_row_at(0)[0].plain in ("day", "night")

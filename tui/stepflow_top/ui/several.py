@@ -13,7 +13,7 @@ read that store's files), else the first store.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from textual import work
@@ -83,6 +83,14 @@ class SeveralStoresTop(StepflowTop):
             # A store that is missing or unreadable is looked for every second, as the
             # App of one store does, while the others stay live.
             self.request_refresh()
+
+    def _notify_failures(self, snapshot) -> None:
+        """The notices of one store, each failed run named with its store."""
+        if isinstance(snapshot, MergedSnapshot):
+            snapshot = replace(snapshot, events=tuple(
+                {**e, "name": f"{e['store']}: {e['name']}"} if e["type"] == "execution" else e
+                for e in snapshot.events))
+        super()._notify_failures(snapshot)
 
     # -- health, per store ---------------------------------------------------
     def _request_health(self, taken=None) -> None:

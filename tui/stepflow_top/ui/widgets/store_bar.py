@@ -148,14 +148,15 @@ def stores_text(snapshot: MergedSnapshot, now: datetime, *, rows: int, paused: b
         text.append(" ✗ NO DATA ", "reverse bold red")
     else:
         text.append(" ● LIVE ", "reverse bold green")
-    n = len(snapshot.parts)
-    text.append(f"  {len(readable)} of {n} stores live  ·  ")
+    n, roomy = len(snapshot.parts), rows >= ROOMY_ROWS
+    text.append(f"  {len(readable)} of {n} stores live  ·  " if roomy
+                else f" {len(readable)}/{n} stores · ")
     totals: dict[str, int] = {}
     for part in readable:
         for word, count in part_counts(part, now).items():
             totals[word] = totals.get(word, 0) + count
-    _counts(text, snapshot.counts.executions, totals, style)
-    if rows >= ROOMY_ROWS:
+    _counts(text, snapshot.counts.executions, totals, style, every=roomy)
+    if roomy:
         width = max(len(p.label) for p in snapshot.parts)
         for part in snapshot.parts:
             text.append("\n")
@@ -173,11 +174,14 @@ def stores_text(snapshot: MergedSnapshot, now: datetime, *, rows: int, paused: b
     return text
 
 
-def _counts(text: Text, executions: int, by_status: dict[str, int], style) -> None:
+def _counts(text: Text, executions: int, by_status: dict[str, int], style, *,
+            every: bool) -> None:
+    """``N executions`` and the count of each status present (``every``: running and
+    failed even when 0, as the bar of one store shows them)."""
     text.append(f"{executions} execution{'' if executions == 1 else 's'}")
     for status in BAR_ORDER:
         n = by_status.get(status.value, 0)
-        if n or status in (Status.RUNNING, Status.FAILED):
+        if n or (every and status in (Status.RUNNING, Status.FAILED)):
             text.append("  ")
             text.append(f"{status.label} {n}", style(status.value))
 
@@ -192,8 +196,8 @@ def _store_line(text: Text, part: StorePart, now: datetime, width: int, style) -
         text.append("✗ NO DATA ", "bold red")
         text.append(f"{literal(snapshot.error)} (retrying)", "red")
         return
-    text.append("● ", "bold green")
-    _counts(text, snapshot.counts.executions, part_counts(part, now), style)
+    text.append("● LIVE  ", "bold green")
+    _counts(text, snapshot.counts.executions, part_counts(part, now), style, every=False)
     if snapshot.journal_mode != "wal":
         text.append(f"  ⚠ journal={literal(snapshot.journal_mode)}", "bold yellow")
     text.append("  · ")
