@@ -155,3 +155,23 @@ async def test_the_store_bar_fits_the_terminal(copies, tmp_path, size, per_store
             assert all(len(line) <= size[0] - 2 for line in lines), lines
             assert "gone ✗ no data" in lines[1] and lines[1].startswith("day ")
         assert table(app).get_row_at(0)[0].plain in ("day", "night")
+
+
+async def test_the_command_palette_names_the_store_and_opens_its_run(copies):
+    from textual.command import CommandPalette
+
+    app = frozen_app(copies)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: table(app).row_count == 6)
+        await pilot.press("colon")
+        await until(pilot, lambda: isinstance(app.screen, CommandPalette))
+        await pilot.press(*"night: nightly")
+
+        def first_hit() -> str:
+            hits = app.screen.query_one("CommandList")
+            return str(hits.get_option_at_index(0).prompt) if hits.option_count else ""
+
+        await until(pilot, lambda: "open night: nightly-etl" in first_hit())
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen)
+                    and app.screen.execution_id == row_key("night", NIGHTLY))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import humanize
 from rich.text import Text
 from textual import on
@@ -66,7 +68,7 @@ class ExecutionsScreen(Screen):
     def on_resize(self) -> None:
         # The current step gives way first and the name last, so a narrow window never
         # pushes Exit off screen (80 columns: name 8, step 4).
-        spare = max(10, self.size.width - FIXED_WIDTH - self._store_width())
+        spare = max(10, self.size.width - FIXED_WIDTH - self._store_width)
         step = max(4, min(32, (spare - 10) // 2))
         widths = (max(6, min(40, spare - step)), step)
         if widths != (self.name_width, self.step_width):
@@ -79,7 +81,7 @@ class ExecutionsScreen(Screen):
                     "— Enter keeps, Esc clears",
                     id="filter", classes="hidden")
         yield TextPanel(id="view-state")
-        yield KeyedTable(((STORE_COLUMN,) if self._store_width() else ()) + COLUMNS,
+        yield KeyedTable(((STORE_COLUMN,) if self._store_width else ()) + COLUMNS,
                          id="executions")
         yield TextPanel(id="empty", classes="hidden")
         yield Footer()
@@ -152,8 +154,10 @@ class ExecutionsScreen(Screen):
             return list(snapshot.rows(self.app.now))
         return [Row(e.id, "", e, judgement) for e in snapshot.executions]
 
+    @cached_property
     def _store_width(self) -> int:
-        """Cells the Store column takes (0: one store, no column)."""
+        """Cells the Store column takes (0: one store, no column); the stores are
+        fixed at start."""
         labels = getattr(self.app, "store_labels", ())
         return min(12, max(map(len, labels))) + 2 if len(labels) > 1 else 0
 
@@ -164,7 +168,7 @@ class ExecutionsScreen(Screen):
         if status.value != e.stored_status:
             label += "*"
         return [
-            *([cell(store, width=self._store_width() - 2)] if self._store_width() else []),
+            *([cell(store, width=self._store_width - 2)] if self._store_width else []),
             cell(label, self.table.status_style(status.value)),
             cell(e.name, width=self.name_width),
             cell(e.user_name, width=8),

@@ -9,6 +9,11 @@ warnings); one file-event watcher covers every database folder.
 Which store ``paths`` names: on the health screen, the store shown there (its checks
 run on it); elsewhere, the store of the open execution (its detail and log screens
 read that store's files), else the first store.
+
+A store that is missing or cannot be read is looked for again on each file event of
+the database folders (a folder that appears restarts the watcher) and each fallback
+refresh, not every second as when it is the only store: that second-by-second look
+would wake every other store's probe too (measured: 1 % of a core, against 0 %).
 """
 
 from __future__ import annotations
@@ -73,16 +78,6 @@ class SeveralStoresTop(StepflowTop):
 
     def watch_folder(self, folder: Path | None) -> None:
         self.hints.set_folders(self._database_dirs() + ([folder] if folder else []))
-
-    def _tick(self) -> None:
-        super()._tick()
-        snapshot = self.snapshot
-        if (isinstance(snapshot, MergedSnapshot) and not snapshot.error
-                and (self.hints.poll is not None or self._watch_files)
-                and any(p.snapshot is None or p.snapshot.error for p in snapshot.parts)):
-            # A store that is missing or unreadable is looked for every second, as the
-            # App of one store does, while the others stay live.
-            self.request_refresh()
 
     def _notify_failures(self, snapshot) -> None:
         """The notices of one store, each failed run named with its store."""
