@@ -175,3 +175,26 @@ async def test_the_command_palette_names_the_store_and_opens_its_run(copies):
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, DetailScreen)
                     and app.screen.execution_id == row_key("night", NIGHTLY))
+
+
+async def test_the_health_screen_shows_one_store_at_a_time(copies, tmp_path):
+    from stepflow_top.ui.health import HealthScreen
+    from stepflow_top.ui.help import active_keys
+    from stepflow_top.ui.widgets import TextPanel
+
+    app = frozen_app(copies)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: table(app).row_count == 6)
+        await pilot.press("2")
+
+        def figures() -> str:
+            return str(app.screen.query_one("#wal-figures", TextPanel).render())
+
+        await until(pilot, lambda: isinstance(app.screen, HealthScreen)
+                    and figures().startswith("store day "))
+        assert app.paths.label == "day"
+        assert ("]", "Next store") in [k for _, keys in active_keys(app.screen) for k in keys]
+        await pilot.press("right_square_bracket")
+        await until(pilot, lambda: figures().startswith("store night "))
+        assert app.paths.root == tmp_path / "second"  # its checks run on that store
+        assert len(app.healths) == 2 and app.health is app.healths[1]
