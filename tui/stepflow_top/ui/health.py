@@ -21,6 +21,7 @@ from textual.widgets import (
 
 from .. import formatting
 from ..live.health import HealthState
+from ..live.stores import MergedSnapshot
 from ..store.text import literal
 from ..wal.history import CheckpointEvent
 from ..wal.results import State
@@ -116,7 +117,7 @@ class HealthScreen(Screen):
             return
         sample = state.sample
         wal.update(self._titled(_wal_text(sample)))
-        db.update(_db_text(sample, self.app.snapshot))
+        db.update(_db_text(sample, self._store_snapshot()))
         self.query_one("#wal-spark", Sparkline).data = list(state.wal_sizes) or [0]
         self.query_one("#pending-spark", Sparkline).data = list(state.pending) or [0]
         self.query_one("#wal-spark-label", Label).update(
@@ -208,6 +209,13 @@ class HealthScreen(Screen):
         label = self.app.store_labels[self.app.health_store]
         return Text.assemble((f"store {literal(label)}", "bold reverse"), " (] next store)\n",
                              text)
+
+    def _store_snapshot(self):
+        """The latest snapshot of the store shown (one of several: its own part)."""
+        snapshot = self.app.snapshot
+        if isinstance(snapshot, MergedSnapshot):
+            return snapshot.parts[self.app.health_store].snapshot
+        return snapshot
 
     def check_action(self, action: str, parameters) -> bool | None:
         return self._several if action == "next_store" else True

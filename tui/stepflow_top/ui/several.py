@@ -28,6 +28,7 @@ from textual.reactive import var
 from ..live.health import HealthMonitor, HealthState
 from ..live.stores import MergedSnapshot, StoreSet
 from ..store.locate import StorePaths
+from ..store.models import DEFAULT_STALL_AFTER
 from ..store.text import literal
 from .app import StepflowTop
 
@@ -52,7 +53,7 @@ class SeveralStoresTop(StepflowTop):
         self.stores = tuple(stores)
         self.store_labels = tuple(p.label for p in stores)
         store_set = store_set or StoreSet(
-            list(stores), stall_after=kwargs.get("stall_after", 60.0),
+            list(stores), stall_after=kwargs.get("stall_after", DEFAULT_STALL_AFTER),
             writer_tz=kwargs.get("writer_tz", "infer"))
         self.store_set = store_set
         super().__init__(stores[0], refresher=store_set, persist_history=persist_history,
