@@ -132,6 +132,8 @@ async def test_a_run_of_the_second_store_opens_its_detail_and_its_own_log(copies
         await until(pilot, lambda: isinstance(app.screen, DetailScreen)
                     and table(app, "#steps-table").row_count == 5)
         assert app.paths.label == "night"
+        night_line = app.screen.query_one(StoreBar).render().split("\n")[2]
+        assert night_line.plain.startswith("night") and night_line.spans[0].style.reverse
         table(app, "#steps-table").move_cursor(row=0)
         await pilot.press("enter")
         view = await until(pilot, lambda: isinstance(app.screen, LogScreen)

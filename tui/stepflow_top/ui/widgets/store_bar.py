@@ -136,7 +136,8 @@ def stores_text(snapshot: MergedSnapshot, now: datetime, *, rows: int, paused: b
                 held: bool, healths: tuple[HealthState | None, ...], style) -> Text:
     """The bar for ``snapshot`` at reader-local ``now`` on a terminal of ``rows`` rows;
     ``healths`` are the stores' latest health readings (in store order, may be short),
-    ``style`` maps a status word to its style (``StatusColours.status_style``)."""
+    ``style`` maps a status word to its style (``StatusColours.status_style``). While a
+    run is open, its store's name is shown reversed: the detail and log are of it."""
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append("stepflow-top ", "bold")
     readable = [p for p in snapshot.parts if p.snapshot is not None and not p.snapshot.error]
@@ -156,17 +157,18 @@ def stores_text(snapshot: MergedSnapshot, now: datetime, *, rows: int, paused: b
         for word, count in part_counts(part, now).items():
             totals[word] = totals.get(word, 0) + count
     _counts(text, snapshot.counts.executions, totals, style, every=roomy)
+    opened = snapshot.focus if snapshot.request.execution_id else None
     if roomy:
         width = max(len(p.label) for p in snapshot.parts)
-        for part in snapshot.parts:
+        for i, part in enumerate(snapshot.parts):
             text.append("\n")
-            _store_line(text, part, now, width, style)
+            _store_line(text, part, now, width, style, opened=i == opened)
     else:
         text.append("\n")
         for i, part in enumerate(snapshot.parts):
             if i:
                 text.append(" · ", "dim")
-            _compact(text, part, now, style)
+            _compact(text, part, now, style, opened=i == opened)
     for part, health in zip(snapshot.parts, healths):
         for warning in health.warnings if health else ():
             text.append(f"\n⚠ {literal(part.label)}: {literal(warning.message)} (2: health)",
@@ -186,8 +188,10 @@ def _counts(text: Text, executions: int, by_status: dict[str, int], style, *,
             text.append(f"{status.label} {n}", style(status.value))
 
 
-def _store_line(text: Text, part: StorePart, now: datetime, width: int, style) -> None:
-    text.append(f"{literal(part.label):<{width}}  ", "bold")
+def _store_line(text: Text, part: StorePart, now: datetime, width: int, style, *,
+                opened: bool) -> None:
+    text.append(f"{literal(part.label):<{width}}", "bold reverse" if opened else "bold")
+    text.append("  ")
     snapshot = part.snapshot
     if snapshot is None:
         text.append("reading…", "dim")
@@ -204,8 +208,8 @@ def _store_line(text: Text, part: StorePart, now: datetime, width: int, style) -
     text.append_text(writer_line(snapshot.writer))
 
 
-def _compact(text: Text, part: StorePart, now: datetime, style) -> None:
-    text.append(literal(part.label), "bold")
+def _compact(text: Text, part: StorePart, now: datetime, style, *, opened: bool) -> None:
+    text.append(literal(part.label), "bold reverse" if opened else "bold")
     snapshot = part.snapshot
     if snapshot is None:
         text.append(" …", "dim")
