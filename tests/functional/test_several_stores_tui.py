@@ -196,7 +196,13 @@ async def test_the_health_screen_shows_one_store_at_a_time(copies, tmp_path):
                     and figures().startswith("store day "))
         assert app.paths.label == "day"
         assert ("]", "Next store") in [k for _, keys in active_keys(app.screen) for k in keys]
+        await pilot.press("c")  # quick_check of day
+        day_report = await until(pilot, lambda: app.integrity)
         await pilot.press("right_square_bracket")
         await until(pilot, lambda: figures().startswith("store night "))
         assert app.paths.root == tmp_path / "second"  # its checks run on that store
         assert len(app.healths) == 2 and app.health is app.healths[1]
+        assert app.integrity is None  # night has not been checked
+        await pilot.press("right_square_bracket")
+        await until(pilot, lambda: figures().startswith("store day "))
+        assert app.integrity is day_report

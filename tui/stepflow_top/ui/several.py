@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.message import Message
@@ -31,6 +32,10 @@ from ..store.locate import StorePaths
 from ..store.models import DEFAULT_STALL_AFTER
 from ..store.text import literal
 from .app import StepflowTop
+from .messages import ChecksDone
+
+if TYPE_CHECKING:  # the check runners load when a check runs, not at start-up
+    from ..live.checks import CheckReport
 
 
 @dataclass
@@ -59,6 +64,8 @@ class SeveralStoresTop(StepflowTop):
         super().__init__(stores[0], refresher=store_set, persist_history=persist_history,
                          **kwargs)
         self.hints.set_folders(self._database_dirs())
+        self.reports: dict[int, CheckReport] = {}  # the last check report of each store
+        self._checked = 0  # the store the running check reads
         self.health_monitors = [self.health_monitor] + [
             HealthMonitor(p.database, persist=persist_history, probe=r.probe)
             for p, r in zip(stores[1:], store_set.refreshers[1:])]
@@ -121,12 +128,24 @@ class SeveralStoresTop(StepflowTop):
                 self.notify(warning.message, title=f"Database health: {literal(label)}",
                             severity="warning", markup=False, timeout=10)
 
+    def start_checks(self, kind: str) -> None:
+        if not self._checking:
+            self._checked = self.stores.index(self.paths)
+        super().start_checks(kind)
+
+    def on_checks_done(self, message: ChecksDone) -> None:
+        super().on_checks_done(message)
+        self.reports[self._checked] = message.report
+        # The store shown may have changed while the check ran.
+        self.integrity = self.reports.get(self.health_store)
+
     def action_next_store(self) -> None:
-        """The health screen shows the next store (its WAL, checkpoints and checks)."""
+        """The health screen shows the next store (its WAL, checkpoints and its last
+        check's report)."""
         self.health_store = (self.health_store + 1) % len(self.stores)
         if self.health_store < len(self.healths):
             self.health = self.healths[self.health_store]
-        self.integrity = None  # the last check's report was of another store
+        self.integrity = self.reports.get(self.health_store)
         self.notify(f"health of {literal(self.store_labels[self.health_store])}",
                     timeout=2, markup=False)
 
