@@ -12,7 +12,7 @@ import pytest
 from conftest import FROZEN_NOW, until
 from service_writer import ServiceWriter
 from stepflow_top.store.locate import locate_store
-from stepflow_top.store.models import Execution
+from stepflow_top.store.models import Execution, Status
 from stepflow_top.ui.app import StepflowTop
 from stepflow_top.ui.detail import DetailScreen
 from stepflow_top.ui.executions import ExecutionsScreen
@@ -101,11 +101,13 @@ async def test_the_current_step_cell_shows_progress_when_there_is_room(fixture_s
         screen = await until(pilot, lambda: isinstance(app.screen, ExecutionsScreen)
                              and app.screen)
         await pilot.pause()
-        assert str(screen._current_step(running)) == "Extract 40%"
-        assert str(screen._current_step(odd)) == "Extract"  # no readable percent
+        assert str(screen._current_step(running, Status.RUNNING)) == "Extract 40%"
+        assert str(screen._current_step(odd, Status.RUNNING)) == "Extract"  # no readable percent
+        # A lost run's last percent would read as work going on.
+        assert str(screen._current_step(running, Status.LOST)) == "Extract"
         await pilot.resize_terminal(80, 24)
         await until(pilot, lambda: screen.fit.step == 4)
-        assert str(screen._current_step(running)) == "Ext…"  # no room: the name only
+        assert str(screen._current_step(running, Status.RUNNING)) == "Ext…"  # no room: the name only
 
 
 async def test_meta_markers_in_the_steps_table_and_the_log_header(tmp_path):

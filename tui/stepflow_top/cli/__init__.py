@@ -63,8 +63,6 @@ USED_BY: dict[str, tuple[frozenset[str], str]] = {
 }
 
 
-#: The modes that take several stores at once.
-SEVERAL_STORES: frozenset[str] = frozenset({"once", "events", "check", "wait"}) | EXPORTING
 _NAMED = {MONITOR: "the monitor", DEMO_WRITER: "--demo-writer",
           "metrics_textfile": "--metrics-textfile",
           "print_alert_rules": "--print-alert-rules",
@@ -255,9 +253,8 @@ def run(mode: str, args: argparse.Namespace) -> int:
 
             return report_unusable(str(exc), as_json=args.json)
         return fail(str(exc))
-    if len(stores) > 1 and mode not in SEVERAL_STORES:
-        return fail(f"{_NAMED.get(mode, '--' + mode)} watches one store; give one PATH")
-    return _mode(mode)(stores if mode in SEVERAL_STORES else stores[0], args)
+    # Every mode that reads a store takes several (USED_BY["paths"]).
+    return _mode(mode)(stores, args)
 
 
 def _mode(mode: str):

@@ -1,4 +1,5 @@
-"""The live monitor (no mode option): the Textual app over one store."""
+"""The live monitor (no mode option): the Textual app over one store, or over several
+(``ui.several``: one Refresher each, merged)."""
 
 from __future__ import annotations
 
@@ -9,24 +10,31 @@ from typing import Callable
 
 from ..live.refresher import Refresher
 from ..live.settings import Settings
+from ..live.stores import StoreSet
 from ..store.locate import StorePaths
 
 
-def run_app(paths: StorePaths, args: argparse.Namespace,
+def run_app(stores: StorePaths | list[StorePaths], args: argparse.Namespace,
             on_hang_up: Callable[[], None] | None = None) -> int:
-    """Run the monitor until the user quits; returns its exit status. ``on_hang_up`` is
-    called if the terminal goes away."""
+    """Run the monitor over one store or a list of them until the user quits; returns
+    its exit status. ``on_hang_up`` is called if the terminal goes away."""
+    if isinstance(stores, StorePaths):
+        stores = [stores]
+    paths = stores[0]
     # The first refresh runs while Textual is imported and starts (~0.4 s): the
     # rows are ready when the screen is.
-    refresher = Refresher(paths, stall_after=args.stall_after, writer_tz=args.writer_tz)
+    refresher: Refresher | StoreSet
+    if len(stores) > 1:
+        refresher = StoreSet(stores, stall_after=args.stall_after, writer_tz=args.writer_tz)
+    else:
+        refresher = Refresher(paths, stall_after=args.stall_after, writer_tz=args.writer_tz)
     with ThreadPoolExecutor(max_workers=1) as pool:
         # The saved view, so the App can show this first snapshot as it is.
         first = pool.submit(refresher.refresh, Settings.load().view_request(), datetime.now(),
                             force=True)
         from ..ui.app import StepflowTop
 
-    app = StepflowTop(
-        paths,
+    options = dict(
         refresher=refresher,
         first_snapshot=first.result(),
         poll=args.poll,
@@ -38,5 +46,12 @@ def run_app(paths: StorePaths, args: argparse.Namespace,
         integrity_every=args.integrity_every,
         on_hang_up=on_hang_up,
     )
+    if isinstance(refresher, StoreSet):
+        from ..ui.several import SeveralStoresTop
+
+        del options["refresher"]
+        app: StepflowTop = SeveralStoresTop(stores, store_set=refresher, **options)
+    else:
+        app = StepflowTop(paths, **options)
     app.run()
     return app.return_code or 0

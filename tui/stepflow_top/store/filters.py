@@ -3,6 +3,8 @@
 ``user:alice tag:nightly status:failed since:1h deploy`` means: user ``alice``, the tag
 ``nightly``, effective status failed, created in the last hour, and ``deploy`` somewhere
 in the name, command, id, user or tags (case-insensitive substring). Words are ANDed.
+``store:prod`` keeps the runs of the store named ``prod`` when several are watched
+(``live.stores``; several ``store:`` words are ORed, as a store has one name).
 ``since:`` takes a count and a unit (``30s``, ``15m``, ``1h``, ``2d``, ``1w``) or a date
 (``2026-11-30``, that day's midnight) or a date and time (``2026-11-30T08:00``); times
 are the writer's local times, as stored (STEPFLOW_STORE.md: ``created_at`` is local time
@@ -19,7 +21,7 @@ from .models import Status
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}  # seconds per unit
 _AGO = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
-QUALIFIERS = ("user", "tag", "status", "since")
+QUALIFIERS = ("user", "tag", "status", "since", "store")
 
 
 class FilterError(ValueError):
@@ -30,20 +32,23 @@ class FilterError(ValueError):
 class Filter:
     """A parsed filter: ``words`` (free text, each a substring), ``user`` (exact user
     name, case-insensitive), ``tags``, ``status``, and ``since`` (writer-local naive
-    time: executions created at or after it)."""
+    time: executions created at or after it); ``stores``: store names, applied by
+    ``live.stores`` before a store is read, not by :meth:`where`."""
 
     words: tuple[str, ...] = ()
     user: str | None = None
     tags: tuple[str, ...] = ()
     status: Status | None = None
     since: datetime | None = None
+    stores: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.words or self.user or self.tags or self.status or self.since)
+        return bool(self.words or self.user or self.tags or self.status or self.since
+                    or self.stores)
 
     def describe(self) -> str:
         """The filter as one short line for the view-state line (empty when none)."""
-        parts = []
+        parts = [f"store {name}" for name in self.stores]
         if self.user:
             parts.append(f"user {self.user}")
         parts += [f"tag {t}" for t in self.tags]
@@ -85,6 +90,7 @@ def parse(text: str | None, now: datetime) -> Filter:
     ``since:`` value. An unknown ``word:`` is free text (an id or a name may hold ``:``)."""
     words: list[str] = []
     tags: list[str] = []
+    stores: list[str] = []
     user = status = since = None
     for token in (text or "").split():
         key, sep, value = token.partition(":")
@@ -99,13 +105,15 @@ def parse(text: str | None, now: datetime) -> Filter:
             tags.append(value)
         elif key == "status":
             status = _status(value)
+        elif key == "store":
+            stores.append(value)
         else:
             since = _since(value, now)
-    return Filter(tuple(words), user, tuple(tags), status, since)
+    return Filter(tuple(words), user, tuple(tags), status, since, tuple(stores))
 
 
 _EXAMPLES = {"user": "user:alice", "tag": "tag:nightly", "status": "status:failed",
-             "since": "since:1h or since:2026-11-30"}
+             "since": "since:1h or since:2026-11-30", "store": "store:prod"}
 
 
 def _status(word: str) -> Status:

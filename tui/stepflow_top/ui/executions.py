@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import humanize
 from rich.text import Text
 from textual import on
@@ -13,6 +15,7 @@ from textual.widgets import DataTable, Footer, Input
 from .. import formatting
 from ..live.refresher import ViewRequest
 from ..live.settings import SORTS
+from ..live.stores import MergedSnapshot, Row, split_key
 from ..store import filters
 from ..store.models import FINAL_EXECUTION, Execution, Judgement, Status
 from ..store.order import SORT_SCOPE
@@ -27,6 +30,7 @@ from .list_columns import (
     column_needs,
     error_cell,
     fit_columns,
+    shows_progress,
     tags_text,
 )
 from .messages import OpenExecution
@@ -36,6 +40,8 @@ from .widgets.store_bar import in_sight
 
 STATUS_CYCLE = (None, Status.RUNNING, Status.STALLED, Status.LOST, Status.FAILED,
                 Status.COMPLETED, Status.CANCELLED)
+STORE_COLUMN = ("store", "Store")  # shown only when several stores are watched
+
 PAGE = 50
 
 
@@ -74,8 +80,13 @@ class ExecutionsScreen(Screen):
         """Fit the columns to the width and to the rows shown: a wide window gives what
         short names and step names leave over to the error message."""
         snapshot = self.app.snapshot
-        fit = fit_columns(self.size.width,
-                          column_needs(snapshot.executions) if snapshot else None)
+        needs = None
+        if snapshot is not None:
+            rows = self._rows(snapshot, self.app.judgement())
+            needs = column_needs([r.execution for r in rows], frozenset(
+                r.execution.id for r in rows
+                if shows_progress(r.execution.effective_status(r.judgement))))
+        fit = fit_columns(self.size.width - self._store_width, needs)
         if fit != self.fit:
             self.fit = fit
             self._show_wide_columns()
@@ -112,7 +123,8 @@ class ExecutionsScreen(Screen):
                     "— Enter keeps, Esc clears",
                     id="filter", classes="hidden")
         yield TextPanel(id="view-state")
-        yield KeyedTable(COLUMNS, id="executions")
+        yield KeyedTable(((STORE_COLUMN,) if self._store_width else ()) + COLUMNS,
+                         id="executions")
         yield TextPanel(id="empty", classes="hidden")
         yield Footer()
 
@@ -146,13 +158,14 @@ class ExecutionsScreen(Screen):
             return
         judgement = self.app.judgement()
         executions = snapshot.executions  # in the requested order: sorted in the database
-        newest = executions[0].id if self.follow and executions else None
+        rows = self._rows(snapshot, judgement)
+        newest = rows[0].key if self.follow and rows else None
         # The first rows of a new filter, status filter or sort: the view starts at the
         # top, unless the selected run is still in the result (it stays on it).
         new_view = self._new_view is not None and snapshot.request == self._new_view
-        kept = self.table.cursor_key in {e.id for e in executions}
-        self.table.show_rows(((e.id, self._cells(e, judgement)) for e in executions),
-                             follow=newest)
+        kept = self.table.cursor_key in {r.key for r in rows}
+        self.table.show_rows(((r.key, self._cells(r.execution, r.judgement, r.store))
+                              for r in rows), follow=newest)
         if new_view:
             self._new_view = None
             if not kept and self.table.row_count:
@@ -178,24 +191,41 @@ class ExecutionsScreen(Screen):
             return
         judgement = self.app.judgement()
         self.table.update_rows(
-            (e.id, self._cells(e, judgement)) for e in snapshot.executions
-            if e.stored_status not in FINAL_EXECUTION
+            (r.key, self._cells(r.execution, r.judgement, r.store))
+            for r in self._rows(snapshot, judgement)
+            if r.execution.stored_status not in FINAL_EXECUTION
         )
 
-    def _cells(self, e: Execution, judgement: Judgement) -> list[Text]:
+    def _rows(self, snapshot, judgement: Judgement) -> list[Row]:
+        """The rows to show: one store's keyed by id and judged by ``judgement``;
+        several stores' keyed by store and id, each judged by its store
+        (``live.stores``)."""
+        if isinstance(snapshot, MergedSnapshot):
+            return list(snapshot.rows(self.app.now))
+        return [Row(e.id, "", e, judgement) for e in snapshot.executions]
+
+    @cached_property
+    def _store_width(self) -> int:
+        """Cells the Store column takes (0: one store, no column); the stores are
+        fixed at start."""
+        labels = getattr(self.app, "store_labels", ())
+        return min(12, max(map(len, labels))) + 2 if len(labels) > 1 else 0
+
+    def _cells(self, e: Execution, judgement: Judgement, store: str = "") -> list[Text]:
         now = judgement.now
         status = e.effective_status(judgement)
         label = status.label
         if status.value != e.stored_status:
             label += "*"
         cells = [
+            *([cell(store, width=self._store_width - 2)] if self._store_width else []),
             cell(label, self.table.status_style(status.value)),
             cell(e.name, width=self.fit.name),
             cell(e.user_name, width=8),
             cell(self._time(e, now)),
             cell(formatting.duration(e.duration(judgement))),
             cell(formatting.progress(*e.progress)),
-            self._current_step(e),
+            self._current_step(e, status),
             cell("" if e.exit_code is None else e.exit_code,
                  "bold red" if e.exit_code not in (None, 0) else ""),
         ]
@@ -205,11 +235,12 @@ class ExecutionsScreen(Screen):
             cells.append(cell(tags_text(e.tags), "dim", width=self.fit.tags))
         return cells
 
-    def _current_step(self, e: Execution) -> Text:
-        """The current step's name, and its progress when the cell has room for both."""
+    def _current_step(self, e: Execution, status: Status) -> Text:
+        """The current step's name, and its progress while it may move, when the cell
+        has room for both."""
         width = self.fit.step
         suffix = ""
-        if width >= PROGRESS_ROOM and e.running_metadata:
+        if width >= PROGRESS_ROOM and e.running_metadata and shows_progress(status):
             suffix = step_suffix(parse_step_meta(e.running_metadata))
         text = cell(e.current_step, width=width - len(suffix))
         text.append(suffix, "bold")
@@ -355,6 +386,7 @@ class ExecutionsScreen(Screen):
     def action_copy_id(self) -> None:
         key = self.table.cursor_key
         if key is not None:
+            key = split_key(key)[1]  # the execution id, without its store
             self.app.copy_to_clipboard(key)
             self.notify(f"copied {literal(key)}", timeout=2, markup=False)
 

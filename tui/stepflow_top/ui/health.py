@@ -21,6 +21,7 @@ from textual.widgets import (
 
 from .. import formatting
 from ..live.health import HealthState
+from ..live.stores import MergedSnapshot
 from ..store.text import literal
 from ..wal.history import CheckpointEvent
 from ..wal.results import State
@@ -64,6 +65,7 @@ class HealthScreen(Screen):
         Binding("x", "cancel_check", "Cancel check"),
         Binding("h", "tab('history')", "History", show=False),
         Binding("i", "tab('integrity')", "Integrity", show=False),
+        Binding("right_square_bracket", "next_store", "Next store", key_display="]"),
     ]
 
     def compose(self) -> ComposeResult:
@@ -102,6 +104,8 @@ class HealthScreen(Screen):
         self.watch(self.app, "health", self._show_health)
         self.watch(self.app, "integrity", self._show_integrity)
         self.watch(self.app, "integrity_progress", self._show_progress)
+        if self._several:
+            self.watch(self.app, "health_store", lambda _i: self._show_health(self.app.health))
 
     # -- WAL -----------------------------------------------------------------
     def _show_health(self, state: HealthState | None) -> None:
@@ -109,11 +113,11 @@ class HealthScreen(Screen):
             return
         wal, db = self.query_one("#wal-figures", TextPanel), self.query_one("#db-figures", TextPanel)
         if state.sample is None:
-            wal.update(cell(state.error or "no sample yet", "bold red"))
+            wal.update(self._titled(cell(state.error or "no sample yet", "bold red")))
             return
         sample = state.sample
-        wal.update(_wal_text(sample))
-        db.update(_db_text(sample, self.app.snapshot))
+        wal.update(self._titled(_wal_text(sample)))
+        db.update(_db_text(sample, self._store_snapshot()))
         self.query_one("#wal-spark", Sparkline).data = list(state.wal_sizes) or [0]
         self.query_one("#pending-spark", Sparkline).data = list(state.pending) or [0]
         self.query_one("#wal-spark-label", Label).update(
@@ -194,6 +198,32 @@ class HealthScreen(Screen):
         details.update(text)
 
     # -- actions -------------------------------------------------------------
+    @property
+    def _several(self) -> bool:
+        return len(getattr(self.app, "store_labels", ())) > 1
+
+    def _titled(self, text: Text) -> Text:
+        """With several stores, the figures say which store they are of."""
+        if not self._several:
+            return text
+        label = self.app.store_labels[self.app.health_store]
+        return Text.assemble((f"store {literal(label)}", "bold reverse"), " (] next store)\n",
+                             text)
+
+    def _store_snapshot(self):
+        """The latest snapshot of the store shown (one of several: its own part)."""
+        snapshot = self.app.snapshot
+        if isinstance(snapshot, MergedSnapshot):
+            return snapshot.parts[self.app.health_store].snapshot
+        return snapshot
+
+    def check_action(self, action: str, parameters) -> bool | None:
+        return self._several if action == "next_store" else True
+
+    def action_next_store(self) -> None:
+        """Show the next store's WAL, checkpoint history and checks."""
+        self.app.action_next_store()
+
     def action_check(self, kind: str) -> None:
         self.action_tab("integrity")
         self.app.start_checks(kind)

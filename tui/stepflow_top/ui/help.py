@@ -31,7 +31,7 @@ KEY_NAMES = {  # Textual's key names, as the keys are printed on a keyboard
     "question_mark": "?", "slash": "/", "plus": "+", "minus": "-", "escape": "Esc",
     "enter": "Enter", "pageup": "PgUp", "pagedown": "PgDn", "up": "Up", "down": "Down",
     "left": "Left", "right": "Right", "home": "Home", "end": "End", "tab": "Tab",
-    "space": "Space",
+    "space": "Space", "right_square_bracket": "]",
 }
 SECTIONS = ("Where the cursor is", "This screen", "Everywhere")
 KEY_WIDTH = 22  # terminal cells for the keys column

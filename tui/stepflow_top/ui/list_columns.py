@@ -87,9 +87,12 @@ def fit_columns(width: int, needs: dict[str, int] | None = None) -> Fit:
     return Fit(**widths)
 
 
-def column_needs(executions: Sequence[Execution]) -> dict[str, int] | None:
-    """Cells the widest name and current step (with room for its progress) of
-    ``executions`` take, headers counted: ``fit_columns``'s ``needs``; None for no rows."""
+def column_needs(executions: Sequence[Execution],
+                 progressing: frozenset[str] = frozenset()) -> dict[str, int] | None:
+    """Cells the widest name and current step of ``executions`` take, headers counted:
+    ``fit_columns``'s ``needs``; None for no rows. The runs whose ids are in
+    ``progressing`` (running or stalled: ``shows_progress``) get room for their step's
+    progress too."""
     if not executions:
         return None
     room = len(step_suffix(StepMeta(progress=100.0)))
@@ -97,9 +100,16 @@ def column_needs(executions: Sequence[Execution]) -> dict[str, int] | None:
         "name": max(cell_len(LABELS["name"]),
                     *(cell_len(literal(e.name)) for e in executions)),
         "step": max(cell_len(LABELS["current"]),
-                    *(cell_len(literal(e.current_step)) + (room if e.running_metadata else 0)
+                    *(cell_len(literal(e.current_step))
+                      + (room if e.running_metadata and e.id in progressing else 0)
                       for e in executions)),
     }
+
+
+def shows_progress(status: Status) -> bool:
+    """Whether a run in ``status`` shows its current step's progress: only while that
+    step may still move (a lost run's last percent would read as work going on)."""
+    return status in (Status.RUNNING, Status.STALLED)
 
 
 def error_cell(e: Execution, status: Status, width: int) -> Text:

@@ -1,15 +1,28 @@
-"""The store bar at the top of every screen."""
+"""The store bar at the top of every screen.
+
+Several stores (``live.stores``): a first line with the badge and the totals; then,
+when the terminal has ROOMY_ROWS rows or more, one line per store (its name, LIVE or NO
+DATA, counts, its service), else one compact line for all (``prod ● 3 running ✗ 1 ·
+staging ◌ no service``), so that an 80x24 terminal keeps its rows for executions.
+"""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from rich.text import Text
 from textual.screen import Screen
 
 from ... import formatting
+from ...live.health import HealthState
+from ...live.stores import MergedSnapshot, StorePart, part_counts
 from ...live.writer import WriterState, format_offset
 from ...store.models import Status, local_offset
 from ...store.text import literal
 from .text_panel import TextPanel
+
+ROOMY_ROWS = 30  # terminal rows from which each store of several gets its own line
+
 
 def in_sight(screen: Screen) -> bool:
     """Whether ``screen`` can be seen: it is on the screen stack and every screen above it
@@ -82,6 +95,12 @@ class StoreBar(TextPanel):
             return
         app = self.app
         snapshot = app.snapshot
+        if isinstance(snapshot, MergedSnapshot):
+            self._show(stores_text(snapshot, app.now, rows=app.size.height, paused=app.paused,
+                                   held=app.held is not None,
+                                   healths=getattr(app, "healths", ()),
+                                   style=self.status_style))
+            return
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append("stepflow-top ", "bold")
         if app.paused:
@@ -126,9 +145,111 @@ class StoreBar(TextPanel):
         for warning in health.warnings if health else ():
             if warning.code != "not_wal":  # said above, from the connection's own answer
                 text.append(f"\n⚠ {literal(warning.message)} (2: health)", "bold yellow")
+        self._show(text)
+
+    def _show(self, text: Text) -> None:
         # The bar neither wraps nor scrolls: its height follows its line count, and
         # only a new height needs a layout, which repaints every scrollbar on the
         # screen (measured with a ticking "last commit": 3.7 KB/s with, 1.1 without).
         lines = text.plain.count("\n")
         self.update(text, layout=lines != self._lines)
         self._lines = lines
+
+
+def stores_text(snapshot: MergedSnapshot, now: datetime, *, rows: int, paused: bool,
+                held: bool, healths: tuple[HealthState | None, ...], style) -> Text:
+    """The bar for ``snapshot`` at reader-local ``now`` on a terminal of ``rows`` rows;
+    ``healths`` are the stores' latest health readings (in store order, may be short),
+    ``style`` maps a status word to its style (``StatusColours.status_style``). While a
+    run is open, its store's name is shown reversed: the detail and log are of it."""
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append("stepflow-top ", "bold")
+    readable = [p for p in snapshot.parts if p.snapshot is not None and not p.snapshot.error]
+    if paused:
+        text.append(" ⏸ PAUSED ", "reverse bold yellow")
+        if held:
+            text.append(" newer data waiting (p)", "yellow")
+    elif not readable:
+        text.append(" ✗ NO DATA ", "reverse bold red")
+    else:
+        text.append(" ● LIVE ", "reverse bold green")
+    n, roomy = len(snapshot.parts), rows >= ROOMY_ROWS
+    text.append(f"  {len(readable)} of {n} stores live  ·  " if roomy
+                else f" {len(readable)}/{n} stores · ")
+    totals: dict[str, int] = {}
+    for part in readable:
+        for word, count in part_counts(part, now).items():
+            totals[word] = totals.get(word, 0) + count
+    _counts(text, snapshot.counts.executions, totals, style, every=roomy)
+    opened = snapshot.focus if snapshot.request.execution_id else None
+    if roomy:
+        width = max(len(p.label) for p in snapshot.parts)
+        for i, part in enumerate(snapshot.parts):
+            text.append("\n")
+            _store_line(text, part, now, width, style, opened=i == opened)
+    else:
+        text.append("\n")
+        for i, part in enumerate(snapshot.parts):
+            if i:
+                text.append(" · ", "dim")
+            _compact(text, part, now, style, opened=i == opened)
+    for part, health in zip(snapshot.parts, healths):
+        for warning in health.warnings if health else ():
+            text.append(f"\n⚠ {literal(part.label)}: {literal(warning.message)} (2: health)",
+                        "bold yellow")
+    return text
+
+
+def _counts(text: Text, executions: int, by_status: dict[str, int], style, *,
+            every: bool) -> None:
+    """``N executions`` and the count of each status present (``every``: running and
+    failed even when 0, as the bar of one store shows them)."""
+    text.append(f"{executions} execution{'' if executions == 1 else 's'}")
+    for status in BAR_ORDER:
+        n = by_status.get(status.value, 0)
+        if n or (every and status in (Status.RUNNING, Status.FAILED)):
+            text.append("  ")
+            text.append(f"{status.label} {n}", style(status.value))
+
+
+def _store_line(text: Text, part: StorePart, now: datetime, width: int, style, *,
+                opened: bool) -> None:
+    text.append(f"{literal(part.label):<{width}}", "bold reverse" if opened else "bold")
+    text.append("  ")
+    snapshot = part.snapshot
+    if snapshot is None:
+        text.append("reading…", "dim")
+        return
+    if snapshot.error:
+        text.append("✗ NO DATA ", "bold red")
+        text.append(f"{literal(snapshot.error)} (retrying)", "red")
+        return
+    text.append("● LIVE  ", "bold green")
+    _counts(text, snapshot.counts.executions, part_counts(part, now), style, every=False)
+    if snapshot.journal_mode != "wal":
+        text.append(f"  ⚠ journal={literal(snapshot.journal_mode)}", "bold yellow")
+    text.append("  · ")
+    text.append_text(writer_line(snapshot.writer))
+
+
+def _compact(text: Text, part: StorePart, now: datetime, style, *, opened: bool) -> None:
+    text.append(literal(part.label), "bold reverse" if opened else "bold")
+    snapshot = part.snapshot
+    if snapshot is None:
+        text.append(" …", "dim")
+        return
+    if snapshot.error:
+        text.append(" ✗ no data", "bold red")
+        return
+    attached = snapshot.writer.attached
+    if attached is False:
+        text.append(" ◌ no service", "bold magenta")
+    else:
+        text.append(" ●", "bold green" if attached else "dim")
+    counts = part_counts(part, now)
+    for status, mark in ((Status.RUNNING, ""), (Status.STALLED, "stalled "),
+                         (Status.LOST, "lost "), (Status.FAILED, "✗ ")):
+        n = counts.get(status.value, 0)
+        if n:
+            text.append(f" {mark}{n}{' running' if status is Status.RUNNING else ''}",
+                        style(status.value))
