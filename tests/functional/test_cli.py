@@ -156,7 +156,7 @@ def test_help_names_every_mode_and_exits_0():
     assert result.returncode == 0
     for mode in ("--once", "--events", "--check", "--demo", "--demo-writer"):
         assert f"\n  {mode}" in result.stdout
-    assert result.stdout.startswith("usage: stepflow-top [PATH] [options]")
+    assert result.stdout.startswith("usage: stepflow-top [PATH...] [options]")
 
 
 def test_json_without_once_or_check_is_refused(fixture_store):

@@ -26,10 +26,10 @@ DEFAULT_LIMIT = 100
 USAGE = 2
 CHECK_UNKNOWN = 3
 
-USAGE_LINES = """stepflow-top [PATH] [options]          the live monitor
-       stepflow-top [PATH] --once [--json] [--limit N] [--execution ID]
-       stepflow-top [PATH] --events [--seconds S] [--integrity-every S]
-       stepflow-top [PATH] --check [--full] [--json]
+USAGE_LINES = """stepflow-top [PATH...] [options]       the live monitor (PATH or NAME=PATH)
+       stepflow-top [PATH...] --once [--json] [--limit N] [--execution ID]
+       stepflow-top [PATH...] --events [--seconds S] [--integrity-every S]
+       stepflow-top [PATH...] --check [--full] [--json]
        stepflow-top [PATH...] --wait EXECUTION
        stepflow-top [PATH...] --metrics [HOST:]PORT | --metrics-textfile DIR
        stepflow-top --print-alert-rules | --print-grafana-dashboard
