@@ -228,12 +228,13 @@ def test_a_hard_link_is_refused(folder, tmp_path):
 
 
 def sqlite_locks(path: Path) -> list[str]:
-    """This process's fcntl locks on ``path``'s inode, from /proc/locks."""
+    """This process's fcntl locks on ``path``'s inode, from /proc/locks, without each
+    line's ordinal (it moves as other processes take and drop locks)."""
     info = os.stat(path)
     device = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
     with open("/proc/locks") as table:
-        return [line for line in table
-                if line.split()[4] == str(os.getpid()) and line.split()[5] == device]
+        return [" ".join(fields[1:]) for fields in map(str.split, table)
+                if fields[4] == str(os.getpid()) and fields[5] == device]
 
 
 @pytest.fixture
