@@ -1,6 +1,7 @@
 """Remembered step aggregates (store.step_queries): an execution whose rows did not
-change comes back as the same object; any change to a step row, a plain UPDATE that
-keeps its rowid included, gives a new one."""
+change comes back as the same object; a save gives a new one: at once when it changes the
+rowid (as the service's INSERT OR REPLACE does), within FULL_PRINT_EVERY seconds the first
+time a plain UPDATE keeps it, and at once after that."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from conftest import FROZEN_NOW
 from stepflow_top.store.locate import locate_store
 from stepflow_top.store.models import Judgement
 from stepflow_top.store.queries import StoreReader
+from stepflow_top.store.step_queries import FULL_PRINT_EVERY
 
 NIGHTLY = "9705a5e2-0bff-4e5d-8f54-4c5a2ee9e36b"  # finished: its aggregate is remembered
 
@@ -21,12 +23,15 @@ def read(reader: StoreReader, execution_id: str):
     return execution, steps
 
 
-def test_unchanged_rows_give_the_same_object_and_an_update_a_new_one(fixture_store: Path):
+def test_unchanged_rows_give_the_same_object_and_a_replace_a_new_one_at_once(fixture_store: Path):
     reader = StoreReader(locate_store(fixture_store))
     first, steps = read(reader, NIGHTLY)
     again, _ = read(reader, NIGHTLY)
     assert again is first
     with sqlite3.connect(fixture_store / "database" / "stepflow.db") as conn:
+        # How the service saves (STEPFLOW_STORE.md): the row gets a new rowid.
+        conn.execute("INSERT OR REPLACE INTO steps SELECT * FROM steps WHERE id = ?",
+                     [steps[-1].id])
         conn.execute("UPDATE steps SET name = 'renamed' WHERE id = ?", [steps[-1].id])
     changed, changed_steps = read(reader, NIGHTLY)
     assert changed is not first
@@ -34,6 +39,25 @@ def test_unchanged_rows_give_the_same_object_and_an_update_a_new_one(fixture_sto
     with sqlite3.connect(fixture_store / "database" / "stepflow.db") as conn:
         conn.execute("UPDATE executions SET name = 'other' WHERE id = ?", [NIGHTLY])
     assert read(reader, NIGHTLY)[0].name == "other"
+
+
+def test_a_writer_that_updates_in_place_is_seen_within_the_full_print_interval_then_at_once(
+        fixture_store: Path):
+    reader = StoreReader(locate_store(fixture_store))
+    now = [1000.0]
+    reader.clock = lambda: now[0]
+    first, steps = read(reader, NIGHTLY)
+    database = fixture_store / "database" / "stepflow.db"
+    with sqlite3.connect(database) as conn:  # a plain UPDATE keeps the rowid
+        conn.execute("UPDATE steps SET name = 'renamed' WHERE id = ?", [steps[-1].id])
+    assert read(reader, NIGHTLY)[0] is first  # the rowid print cannot see it yet
+    now[0] += FULL_PRINT_EVERY
+    changed, changed_steps = read(reader, NIGHTLY)
+    assert changed is not first and "renamed" in {s.name for s in changed_steps}
+    assert reader.in_place_saves
+    with sqlite3.connect(database) as conn:
+        conn.execute("UPDATE steps SET name = 'again' WHERE id = ?", [steps[-1].id])
+    assert "again" in {s.name for s in read(reader, NIGHTLY)[1]}  # from now on at once
 
 
 def test_the_window_and_the_feed_share_what_they_read(fixture_store: Path):

@@ -94,6 +94,7 @@ class StoreReader(StepQueries):
         self.writer_offset: timedelta = local_offset()
         self._schema: tuple[int, dict[str, str], set[str]] | None = None
         self._remembered = {}
+        self._last_full = {}
 
     # -- connection ------------------------------------------------------
     def open(self, *, immutable: bool = False) -> None:
