@@ -75,17 +75,18 @@ class StepQueries:
             by_execution.setdefault(step.execution_id, []).append(step)
         return by_execution
 
-    def executions_with_steps(self, ids: Iterable[str]) -> list[tuple[Execution, list[Step]]]:
+    def executions_with_steps(self, ids: Iterable[str]) -> list[Aggregated]:
         """The executions with these ids (with step aggregates) and their step rows,
         in no set order: one read of each for the change feed. An execution whose rows
-        did not change since the last read comes back as the same object."""
+        did not change since the last read comes back as the same object, with the
+        same tuple of steps (never to be changed in place)."""
         rows = []
         for chunk in chunks(list(ids)):
             marks = ",".join("?" * len(chunk))
             rows += self._rows(
                 f"SELECT {self._select['executions']} FROM executions WHERE id IN ({marks})", chunk
             )
-        return [(e, list(steps)) for e, steps in self._aggregated(rows)]
+        return self._aggregated(rows)
 
     def _with_steps(self, rows: Sequence[tuple]) -> list[Execution]:
         """Executions from raw ``executions`` rows, with step aggregates (and log

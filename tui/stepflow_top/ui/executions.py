@@ -140,8 +140,10 @@ class ExecutionsScreen(Screen):
         self._show_view_state()
         self.query_one(KeyedTable).focus()
 
-    @property
+    @cached_property
     def table(self) -> KeyedTable:
+        # Kept: _cells asks for it once per row, and a query per row was 5 % of the
+        # CPU under a stream of commits (py-spy).
         return self.query_one(KeyedTable)
 
     # -- showing -----------------------------------------------------------
