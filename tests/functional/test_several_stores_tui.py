@@ -157,6 +157,13 @@ async def test_the_store_bar_fits_the_terminal(copies, tmp_path, size, per_store
             assert all(len(line) <= size[0] - 2 for line in lines), lines
             assert "gone ✗ no data" in lines[1] and lines[1].startswith("day ")
         assert table(app).get_row_at(0)[0].plain in ("day", "night")
+        # The Store column never pushes Exit off screen: at 80 columns it takes the
+        # User column's room (the list of one store keeps its users).
+        shown = table(app)
+        await until(pilot, lambda: sum(c.get_render_width(shown) for c in shown.columns.values())
+                    <= shown.scrollable_content_region.width)
+        labelled = {c.key.value for c in shown.columns.values() if str(c.label)}
+        assert ("user" in labelled) == per_store_lines
 
 
 async def test_the_command_palette_names_the_store_and_opens_its_run(copies):

@@ -23,6 +23,7 @@ from ..store.stepmeta import parse_step_meta
 from ..store.text import literal
 from .list_columns import (
     COLUMNS,
+    FIXED_WIDTH,
     LABELS,
     PROGRESS_ROOM,
     WIDE_COLUMNS,
@@ -41,6 +42,9 @@ from .widgets.store_bar import in_sight
 STATUS_CYCLE = (None, Status.RUNNING, Status.STALLED, Status.LOST, Status.FAILED,
                 Status.COMPLETED, Status.CANCELLED)
 STORE_COLUMN = ("store", "Store")  # shown only when several stores are watched
+USER_WIDTH = 8
+SHARED_MINIMUM = 10  # cells the name and the current step need at least (6 and 4)
+STEP_LABEL = len("Current step")  # a narrower current-step column is headed "Step"
 
 PAGE = 50
 
@@ -68,6 +72,8 @@ class ExecutionsScreen(Screen):
         self.filter_error: str | None = None
         self.follow = True  # the newest run under the cursor until the reader moves
         self.fit = Fit(name=28, step=24)
+        self.user_width = USER_WIDTH  # 0: the Store column took its room (narrow, several stores)
+        self._unfitted = False  # columns not yet narrowed to the fit (no rows then)
         self._new_view: ViewRequest | None = None  # asked for, its rows not shown yet
         self._stale = False  # a snapshot arrived while another screen was on top
 
@@ -86,12 +92,23 @@ class ExecutionsScreen(Screen):
             needs = column_needs([r.execution for r in rows], frozenset(
                 r.execution.id for r in rows
                 if shows_progress(r.execution.effective_status(r.judgement))))
-        fit = fit_columns(self.size.width - self._store_width, needs)
-        if fit != self.fit:
-            self.fit = fit
+        room = self.size.width - self._store_width
+        # Several stores in a narrow window: the Store column takes the User column's
+        # room, so that the name, the step and Exit still fit.
+        user = 0 if self._store_width and room - FIXED_WIDTH < SHARED_MINIMUM else USER_WIDTH
+        # A User column with no label and empty cells still takes one cell.
+        fit = fit_columns(room + (0 if user else USER_WIDTH - 1), needs)
+        changed = fit != self.fit or user != self.user_width
+        if changed:
+            relabel = user != self.user_width or (fit.step < STEP_LABEL) != (
+                self.fit.step < STEP_LABEL)
+            self.fit, self.user_width = fit, user
             self._show_wide_columns()
+            if relabel:
+                self._mark_sorted_column()
             self._show()
-            self._narrow_shared_columns()
+        if changed or self._unfitted:  # a fit made before the first rows: narrow on them
+            self._unfitted = not self._narrow_shared_columns()
 
     def _show_wide_columns(self) -> None:
         """Add or remove the error and tags columns to match ``self.fit`` (they always
@@ -105,17 +122,18 @@ class ExecutionsScreen(Screen):
             if key not in table.columns:
                 table.add_column(LABELS[key], key=key, default=Text(""))
 
-    def _narrow_shared_columns(self) -> None:
+    def _narrow_shared_columns(self) -> bool:
         """A narrower fit must narrow its columns too: DataTable widens a column when a
         cell grows but never narrows it by itself. Setting one cell again with
         ``update_width`` makes it measure the whole column when that cell is narrower
-        than the column (as every cell is once cut shorter)."""
+        than the column (as every cell is once cut shorter). False when there is no row yet."""
         table = self.table
         first = next(iter(table.rows), None)
         if first is None:
-            return
-        for key in ("name", "current", *self.fit.wide):
+            return False
+        for key in ("name", "current", *self.fit.wide, *(() if self.user_width else ("user",))):
             table.update_cell(first, key, table.get_cell(first, key), update_width=True)
+        return True
 
     def compose(self) -> ComposeResult:
         yield StoreBar(id="bar")
@@ -223,7 +241,7 @@ class ExecutionsScreen(Screen):
             *([cell(store, width=self._store_width - 2)] if self._store_width else []),
             cell(label, self.table.status_style(status.value)),
             cell(e.name, width=self.fit.name),
-            cell(e.user_name, width=8),
+            cell(e.user_name if self.user_width else "", width=self.user_width),
             cell(self._time(e, now)),
             cell(formatting.duration(e.duration(judgement))),
             cell(formatting.progress(*e.progress)),
@@ -258,7 +276,17 @@ class ExecutionsScreen(Screen):
         first; ▲ reversed). The wide columns are not sorted, so they keep their labels."""
         self.table.relabel({
             key: Text(label + (" ▲" if self.reverse else " ▼") if key == self.sort else label)
-            for key, label in COLUMNS})
+            for key, label in self._labels().items()})
+
+    def _labels(self) -> dict[str, str]:
+        """Header labels that fit the widths: ``Step`` for a narrow current-step
+        column, none for a User column the Store column took the room of."""
+        labels = dict(COLUMNS)
+        if self.fit.step < STEP_LABEL:
+            labels["current"] = "Step"
+        if not self.user_width:
+            labels["user"] = ""
+        return labels
 
     def _show_view_state(self) -> None:
         request = self.app.request
