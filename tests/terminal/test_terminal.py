@@ -23,7 +23,9 @@ def session(tmux):
 def test_demo_in_a_real_terminal_drills_down_and_quits_cleanly(tmux, session):
     def table_with_a_row(text: str) -> bool:
         lines = text.splitlines()
-        header = next((i for i, line in enumerate(lines) if "Current step" in line), None)
+        # At 80 columns the current-step column is headed "Step".
+        header = next((i for i, line in enumerate(lines)
+                       if "Status" in line and "Exit" in line), None)
         return header is not None and any(
             line.strip()[:1] in "●✓✗⏸…" and line.strip() for line in lines[header + 1:])
 
