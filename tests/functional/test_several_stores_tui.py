@@ -186,30 +186,27 @@ async def test_the_command_palette_names_the_store_and_opens_its_run(copies):
                     and app.screen.execution_id == row_key("night", NIGHTLY))
 
 
-async def test_the_health_screen_shows_one_store_at_a_time(copies, tmp_path):
+async def test_the_health_screen_has_a_tab_per_store(copies, tmp_path):
     from stepflow_top.ui.health import HealthScreen
     from stepflow_top.ui.help import active_keys
-    from stepflow_top.ui.widgets import TextPanel
+    from textual.widgets import Tabs
 
     app = frozen_app(copies)
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: table(app).row_count == 6)
         await pilot.press("2")
-
-        def figures() -> str:
-            return str(app.screen.query_one("#wal-figures", TextPanel).render())
-
-        await until(pilot, lambda: isinstance(app.screen, HealthScreen)
-                    and figures().startswith("store day "))
-        assert app.paths.label == "day"
+        tabs = await until(pilot, lambda: isinstance(app.screen, HealthScreen)
+                           and app.screen.query_one("#stores", Tabs))
+        assert [str(t.label) for t in tabs.query("Tab")] == ["day", "night"]
+        assert tabs.active == "store-0" and app.paths.label == "day"
         assert ("]", "Next store") in [k for _, keys in active_keys(app.screen) for k in keys]
         await pilot.press("c")  # quick_check of day
         day_report = await until(pilot, lambda: app.integrity)
         await pilot.press("right_square_bracket")
-        await until(pilot, lambda: figures().startswith("store night "))
+        await until(pilot, lambda: tabs.active == "store-1")
         assert app.paths.root == tmp_path / "second"  # its checks run on that store
         assert len(app.healths) == 2 and app.health is app.healths[1]
         assert app.integrity is None  # night has not been checked
-        await pilot.press("right_square_bracket")
-        await until(pilot, lambda: figures().startswith("store day "))
-        assert app.integrity is day_report
+        await pilot.click("#store-0")  # a click on a tab shows its store
+        await until(pilot, lambda: app.paths.label == "day")
+        assert tabs.active == "store-0" and app.integrity is day_report

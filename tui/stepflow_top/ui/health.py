@@ -15,8 +15,10 @@ from textual.widgets import (
     Label,
     ProgressBar,
     Sparkline,
+    Tab,
     TabbedContent,
     TabPane,
+    Tabs,
 )
 
 from .. import formatting
@@ -70,6 +72,10 @@ class HealthScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield StoreBar()
+        labels = getattr(self.app, "store_labels", ())
+        if len(labels) > 1:  # a tab per store: ] or a click shows the next one
+            yield Tabs(*(Tab(Text(literal(label)), id=f"store-{i}") for i, label in enumerate(labels)),
+                       id="stores")
         with Horizontal(id="figures"):
             yield TextPanel(id="wal-figures")
             yield TextPanel(id="db-figures")
@@ -105,7 +111,15 @@ class HealthScreen(Screen):
         self.watch(self.app, "integrity", self._show_integrity)
         self.watch(self.app, "integrity_progress", self._show_progress)
         if self._several:
-            self.watch(self.app, "health_store", lambda _i: self._show_health(self.app.health))
+            self.watch(self.app, "health_store", self._show_store)
+
+    def _show_store(self, index: int) -> None:
+        self.query_one("#stores", Tabs).active = f"store-{index}"
+        self._show_health(self.app.health)
+
+    def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
+        if event.tabs.id == "stores" and event.tab.id is not None:
+            self.app.show_health_of(int(event.tab.id.removeprefix("store-")))
 
     # -- WAL -----------------------------------------------------------------
     def _show_health(self, state: HealthState | None) -> None:
@@ -113,10 +127,10 @@ class HealthScreen(Screen):
             return
         wal, db = self.query_one("#wal-figures", TextPanel), self.query_one("#db-figures", TextPanel)
         if state.sample is None:
-            wal.update(self._titled(cell(state.error or "no sample yet", "bold red")))
+            wal.update(cell(state.error or "no sample yet", "bold red"))
             return
         sample = state.sample
-        wal.update(self._titled(_wal_text(sample)))
+        wal.update(_wal_text(sample))
         db.update(_db_text(sample, self._store_snapshot()))
         self.query_one("#wal-spark", Sparkline).data = list(state.wal_sizes) or [0]
         self.query_one("#pending-spark", Sparkline).data = list(state.pending) or [0]
@@ -202,13 +216,6 @@ class HealthScreen(Screen):
     def _several(self) -> bool:
         return len(getattr(self.app, "store_labels", ())) > 1
 
-    def _titled(self, text: Text) -> Text:
-        """With several stores, the figures say which store they are of."""
-        if not self._several:
-            return text
-        label = self.app.store_labels[self.app.health_store]
-        return Text.assemble((f"store {literal(label)}", "bold reverse"), " (] next store)\n",
-                             text)
 
     def _store_snapshot(self):
         """The latest snapshot of the store shown (one of several: its own part)."""

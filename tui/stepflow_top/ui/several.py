@@ -140,14 +140,18 @@ class SeveralStoresTop(StepflowTop):
         self.integrity = self.reports.get(self.health_store)
 
     def action_next_store(self) -> None:
-        """The health screen shows the next store (its WAL, checkpoints and its last
+        """The health screen shows the next store."""
+        self.show_health_of((self.health_store + 1) % len(self.stores))
+
+    def show_health_of(self, index: int) -> None:
+        """The health screen shows store ``index`` (its WAL, checkpoints and its last
         check's report)."""
-        self.health_store = (self.health_store + 1) % len(self.stores)
-        if self.health_store < len(self.healths):
-            self.health = self.healths[self.health_store]
-        self.integrity = self.reports.get(self.health_store)
-        self.notify(f"health of {literal(self.store_labels[self.health_store])}",
-                    timeout=2, markup=False)
+        if index == self.health_store:
+            return
+        self.health_store = index
+        if index < len(self.healths):
+            self.health = self.healths[index]
+        self.integrity = self.reports.get(index)
 
     def on_unmount(self) -> None:
         super().on_unmount()
