@@ -208,7 +208,7 @@ FAILURES = (
 
 def wide_columns(app) -> bool:
     """The list has fitted itself to the rows: error and tags opened (a second pass
-    after the rows arrive, see ExecutionsScreen._refit)."""
+    once the rows are known, see ExecutionsScreen._fit)."""
     return {"error", "tags"} <= {c.value for c in
                                  app.screen.query_one("#executions", KeyedTable).columns}
 

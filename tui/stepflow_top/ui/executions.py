@@ -73,42 +73,41 @@ class ExecutionsScreen(Screen):
         self.follow = True  # the newest run under the cursor until the reader moves
         self.fit = Fit(name=28, step=24)
         self.user_width = USER_WIDTH  # 0: the Store column took its room (narrow, several stores)
-        self._unfitted = False  # columns not yet narrowed to the fit (no rows then)
+        self._unfitted = False  # columns not yet narrowed to the fit
         self._new_view: ViewRequest | None = None  # asked for, its rows not shown yet
         self._stale = False  # a snapshot arrived while another screen was on top
 
     def on_resize(self) -> None:
         # Recomputed on every resize: the step gives way first and the name last, so a
         # narrow window never pushes Exit off screen; a wide one opens error and tags.
-        self._refit()
-
-    def _refit(self, _value=None) -> None:
-        """Fit the columns to the width and to the rows shown: a wide window gives what
-        short names and step names leave over to the error message."""
         snapshot = self.app.snapshot
-        needs = None
-        if snapshot is not None:
-            rows = self._rows(snapshot, self.app.judgement())
-            needs = column_needs([r.execution for r in rows], frozenset(
-                r.execution.id for r in rows
-                if shows_progress(r.execution.effective_status(r.judgement))))
+        rows = self._rows(snapshot, self.app.judgement()) if snapshot else []
+        if self._fit(rows):
+            self._show()
+
+    def _fit(self, rows: list[Row]) -> bool:
+        """Fit the columns to the width and to ``rows`` (a wide window gives what short
+        names and step names leave over to the error message); returns whether the
+        widths changed, and so every row must be shown again."""
+        needs = column_needs([r.execution for r in rows], frozenset(
+            r.execution.id for r in rows
+            if shows_progress(r.execution.effective_status(r.judgement))))
         room = self.size.width - self._store_width
         # Several stores in a narrow window: the Store column takes the User column's
         # room, so that the name, the step and Exit still fit.
         user = 0 if self._store_width and room - FIXED_WIDTH < SHARED_MINIMUM else USER_WIDTH
         # A User column with no label and empty cells still takes one cell.
         fit = fit_columns(room + (0 if user else USER_WIDTH - 1), needs)
-        changed = fit != self.fit or user != self.user_width
-        if changed:
-            relabel = user != self.user_width or (fit.step < STEP_LABEL) != (
-                self.fit.step < STEP_LABEL)
-            self.fit, self.user_width = fit, user
-            self._show_wide_columns()
-            if relabel:
-                self._mark_sorted_column()
-            self._show()
-        if changed or self._unfitted:  # a fit made before the first rows: narrow on them
-            self._unfitted = not self._narrow_shared_columns()
+        if fit == self.fit and user == self.user_width:
+            return False
+        relabel = user != self.user_width or (fit.step < STEP_LABEL) != (
+            self.fit.step < STEP_LABEL)
+        self.fit, self.user_width = fit, user
+        self._show_wide_columns()
+        if relabel:
+            self._mark_sorted_column()
+        self._unfitted = True  # narrowed once the rows are shown in the new widths
+        return True
 
     def _show_wide_columns(self) -> None:
         """Add or remove the error and tags columns to match ``self.fit`` (they always
@@ -153,7 +152,6 @@ class ExecutionsScreen(Screen):
         self._mark_sorted_column()
         self.app.set_request(sort=self.sort, reverse=self.reverse)
         self.watch(self.app, "snapshot", self._show)
-        self.watch(self.app, "snapshot", self._refit)  # after _show: it may re-show
         self.watch(self.app, "now", self._tick)
         self._show_view_state()
         self.query_one(KeyedTable).focus()
@@ -179,6 +177,7 @@ class ExecutionsScreen(Screen):
         judgement = self.app.judgement()
         executions = snapshot.executions  # in the requested order: sorted in the database
         rows = self._rows(snapshot, judgement)
+        self._fit(rows)  # before the rows are made: each is made once, in its widths
         newest = rows[0].key if self.follow and rows else None
         # The first rows of a new filter, status filter or sort: the view starts at the
         # top, unless the selected run is still in the result (it stays on it).
@@ -186,6 +185,8 @@ class ExecutionsScreen(Screen):
         kept = self.table.cursor_key in {r.key for r in rows}
         self.table.show_rows(((r.key, self._cells(r.execution, r.judgement, r.store))
                               for r in rows), follow=newest)
+        if self._unfitted:
+            self._unfitted = not self._narrow_shared_columns()
         if new_view:
             self._new_view = None
             if not kept and self.table.row_count:
