@@ -351,6 +351,12 @@ class StepflowTop(App):
                 if self.bell_on_failure:
                     self.bell()
 
+    @property
+    def store_labels(self) -> tuple[str, ...]:
+        """Short names of the stores watched (``StorePaths.label``): one here,
+        several in ``ui.several``; the Store column and the health tabs show them."""
+        return (self.paths.label,)
+
     def judgement(self) -> Judgement:
         """What effective statuses on screen are judged by now: the app's clock in the
         writer's zone, the stall threshold and the writer's attachment."""

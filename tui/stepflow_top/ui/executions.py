@@ -229,7 +229,7 @@ class ExecutionsScreen(Screen):
     def _store_width(self) -> int:
         """Cells the Store column takes (0: one store, no column); the stores are
         fixed at start."""
-        labels = getattr(self.app, "store_labels", ())
+        labels = self.app.store_labels
         return min(12, max(map(len, labels))) + 2 if len(labels) > 1 else 0
 
     def _cells(self, e: Execution, judgement: Judgement, store: str = "") -> list[Text]:

@@ -72,7 +72,7 @@ class HealthScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield StoreBar()
-        labels = getattr(self.app, "store_labels", ())
+        labels = self.app.store_labels
         if len(labels) > 1:  # a tab per store: ] or a click shows the next one
             yield Tabs(*(Tab(Text(literal(label)), id=f"store-{i}") for i, label in enumerate(labels)),
                        id="stores")
@@ -214,7 +214,7 @@ class HealthScreen(Screen):
     # -- actions -------------------------------------------------------------
     @property
     def _several(self) -> bool:
-        return len(getattr(self.app, "store_labels", ())) > 1
+        return len(self.app.store_labels) > 1
 
 
     def _store_snapshot(self):

@@ -56,7 +56,6 @@ class SeveralStoresTop(StepflowTop):
     def __init__(self, stores: list[StorePaths], *, store_set: StoreSet | None = None,
                  persist_history: bool = True, **kwargs) -> None:
         self.stores = tuple(stores)
-        self.store_labels = tuple(p.label for p in stores)
         store_set = store_set or StoreSet(
             list(stores), stall_after=kwargs.get("stall_after", DEFAULT_STALL_AFTER),
             writer_tz=kwargs.get("writer_tz", "infer"))
@@ -69,6 +68,10 @@ class SeveralStoresTop(StepflowTop):
         self.health_monitors = [self.health_monitor] + [
             HealthMonitor(p.database, persist=persist_history, probe=r.probe)
             for p, r in zip(stores[1:], store_set.refreshers[1:])]
+
+    @property
+    def store_labels(self) -> tuple[str, ...]:
+        return tuple(p.label for p in self.stores)
 
     @property
     def paths(self) -> StorePaths:
