@@ -28,9 +28,12 @@ class KeyedTable(StatusColours, DataTable):
     changed, adds new rows and puts them in the given order, all inside one
     ``batch_update`` and with the cursor kept on the same key, so rows never jump
     under the reader's cursor. Everything goes through DataTable's public API but
-    two places: ``_set_cells_repainting_row`` depends on how ``update_cell`` repaints
-    (tests/test_keyed_table.py fails when a Textual release changes it), and
-    ``relabel`` clears the header's render cache (tests/test_list_ux.py).
+    three places, each guarded by a test that fails when a Textual release changes
+    what it relies on: ``_set_cells_repainting_row`` depends on how ``update_cell``
+    repaints (tests/functional/test_keyed_table.py); ``relabel`` clears the header's
+    render cache (tests/functional/test_list_ux.py); ``_render_cell`` overrides
+    DataTable's private cell renderer and keys on its ``_show_hover_cursor`` and
+    ``_pseudo_class_state`` (tests/functional/test_keyed_table.py).
 
     The table carries its own movement keys (j/k, g/G, Home/End go to the first and
     last row), so screens forward nothing, and posts ``NearEnd`` when the reader
@@ -211,7 +214,7 @@ class KeyedTable(StatusColours, DataTable):
         style, width or highlight changed. A cell drawn for another row index gets that
         index put into its segments' mouse meta (``{"row", "column"}``, which DataTable
         reads on clicks). This overrides DataTable's one private rendering method with
-        its signature of Textual 8.2 (tests/test_keyed_table.py fails when it changes).
+        its signature of Textual 8.2 (tests/functional/test_keyed_table.py fails when it changes).
         """
         if row_index < 0 or column_index < 0:  # the header and row labels
             return super()._render_cell(row_index, column_index, base_style, width,
@@ -298,7 +301,7 @@ class KeyedTable(StatusColours, DataTable):
         """New header labels by column key (a sort marker). DataTable has no public
         way to change a label: the Column's ``label`` is set and the header's render
         cache cleared (``_clear_caches``, the second internal this class touches;
-        tests/test_list_ux.py fails when a Textual upgrade changes it)."""
+        tests/functional/test_list_ux.py fails when a Textual upgrade changes it)."""
         for key, text in labels.items():
             column = self.columns[key]  # type: ignore[index]
             column.label = text
