@@ -13,7 +13,7 @@ Sources:
   ``locks_translate_pid``: **-1** for an open-file-description (``OFDLCK``) lock, which
   no process owns, and **0** when the owner lives in a pid namespace that the reading
   ``/proc`` cannot see (a process outside this container; seen here with the probe
-  run under ``unshare -p -f --mount-proc``, tests/test_wal_locks.py).
+  run under ``unshare -p -f --mount-proc``, tests/functional/test_wal_locks.py).
 * ``fcntl(F_GETLK)`` (fcntl(2)): reports *one* lock that would conflict, with its pid
   translated the same way.
 * What SQLite locks: every open WAL connection keeps a shared lock on ``-shm`` byte 128
