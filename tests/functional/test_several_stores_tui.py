@@ -4,7 +4,6 @@ pilot: each live store has its own service writer in a separate process
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 from conftest import FIXTURE, FROZEN_NOW, copy_store, until
