@@ -13,10 +13,8 @@ whole table: 0.47-0.56 s in 104 statements of at most 20 ms on a million executi
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
-from .connection import StoreUnavailable, explain, fetch_all
 from .queries import StoreReader
 from .rows import text_value
 
@@ -73,10 +71,10 @@ def _newest_named(reader: StoreReader, name: str) -> list[Candidate]:
     not searched (the service always writes one)."""
     upper: list = [_HIGHEST, 1 << 62]
     while True:
-        edge = _rows(reader, "SELECT created_at, rowid FROM executions "
-                             "WHERE (created_at, rowid) < (?, ?) "
-                             "ORDER BY created_at DESC, rowid DESC LIMIT 1 OFFSET ?",
-                     [*upper, NAME_SLICE - 1])
+        edge = reader.rows("SELECT created_at, rowid FROM executions "
+                           "WHERE (created_at, rowid) < (?, ?) "
+                           "ORDER BY created_at DESC, rowid DESC LIMIT 1 OFFSET ?",
+                           [*upper, NAME_SLICE - 1])
         lower = list(edge[0]) if edge else ["", -(1 << 62)]
         found = _candidates(
             reader, "SELECT id, name, created_at FROM executions "
@@ -90,13 +88,4 @@ def _newest_named(reader: StoreReader, name: str) -> list[Candidate]:
 
 def _candidates(reader: StoreReader, sql: str, params: list) -> list[Candidate]:
     return [Candidate(text_value(i) or "", text_value(n) or "", text_value(c))
-            for i, n, c in _rows(reader, sql, params)]
-
-
-def _rows(reader: StoreReader, sql: str, params: list) -> list:
-    if reader.conn is None:
-        raise StoreUnavailable(f"{reader.paths.database} is not open")
-    try:
-        return fetch_all(reader.conn, sql, params)
-    except sqlite3.Error as exc:
-        raise StoreUnavailable(explain(exc, reader.paths.database)) from None
+            for i, n, c in reader.rows(sql, params)]

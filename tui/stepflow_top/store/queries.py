@@ -160,7 +160,10 @@ class StoreReader(StepQueries):
         finally:
             self.close()
 
-    def _rows(self, sql: str, params: Sequence | dict = ()) -> list:
+    def rows(self, sql: str, params: Sequence | dict = ()) -> list:
+        """Every row of one statement, inside the open session. Raises StoreDamaged
+        for a corrupt page and StoreUnavailable (one line) for any other failure, or
+        when no session is open."""
         if self.conn is None:
             raise StoreUnavailable(f"{self.paths.database} is not open")
         try:
@@ -229,7 +232,7 @@ class StoreReader(StepQueries):
                 ranges.append(f"(created_at {before} ? OR (created_at = ? AND rowid {before} ?))")
                 bounds += [cursor[0], cursor[0], cursor[1]]
             after = ("WHERE " + " AND ".join(ranges)) if ranges else ""
-            scanned = self._rows(
+            scanned = self.rows(
                 f"SELECT rowid, created_at, {condition} FROM executions {after} "
                 f"ORDER BY created_at {way}, rowid {way} LIMIT ?",
                 [*params, *bounds, SEARCH_SLICE])
@@ -265,7 +268,7 @@ class StoreReader(StepQueries):
             for expr, descending in SORT_ORDERS[sort])
         # A live status is judged after the read: its rows are few, so read them all.
         cut = "" if live else "LIMIT ?"
-        rows = self._rows(
+        rows = self.rows(
             f"SELECT {self._select['executions']} FROM (SELECT * FROM executions "
             "ORDER BY created_at DESC, rowid DESC LIMIT ?) "
             f"WHERE {condition} ORDER BY {order} {cut}",
@@ -282,7 +285,7 @@ class StoreReader(StepQueries):
         wanted = limit
         while True:
             try:
-                rows = self._rows(
+                rows = self.rows(
                     f"SELECT {self._select['executions']} FROM executions "
                     "ORDER BY created_at DESC, rowid DESC LIMIT ?", [limit])
                 executions = tuple(self._with_steps(rows))
@@ -297,7 +300,7 @@ class StoreReader(StepQueries):
         """Executions by rowid, newest first, with step aggregates."""
         rows = []
         for chunk in chunks(rowids):
-            rows += self._rows(
+            rows += self.rows(
                 f"SELECT {self._select['executions']} FROM executions "
                 f"WHERE rowid IN ({','.join('?' * len(chunk))}) "
                 "ORDER BY created_at DESC, rowid DESC", chunk)
@@ -312,12 +315,12 @@ class StoreReader(StepQueries):
         one-shot output, not for every refresh."""
         if table not in self._has:
             return 0
-        return int(self._rows(f"SELECT count(*) FROM {table}")[0][0])
+        return int(self.rows(f"SELECT count(*) FROM {table}")[0][0])
 
     # -- one execution -----------------------------------------------------
     def detail(self, execution_id: str) -> ExecutionDetail | None:
         """The execution, its steps (by index) and artifacts; None once it is gone."""
-        rows = self._rows(
+        rows = self.rows(
             f"SELECT {self._select['executions']} FROM executions WHERE id = ?", [execution_id]
         )
         if not rows:
@@ -329,7 +332,7 @@ class StoreReader(StepQueries):
         execution = self._aggregate(execution_row(rows[0]), list(steps))
         artifacts: tuple[Artifact, ...] = ()
         if "artifacts" in self._has:
-            rows = self._rows(
+            rows = self.rows(
                 f"SELECT {self._select['artifacts']} FROM artifacts WHERE execution_id = ? "
                 f"LIMIT {MAX_ARTIFACTS}",
                 [execution_id],

@@ -1,6 +1,6 @@
 """Step rows, the aggregates they give an execution, and the change feed's queries.
 
-Mixed into ``StoreReader`` (``store.queries``), which provides the session (``_rows``,
+Mixed into ``StoreReader`` (``store.queries``), which provides the session (``rows``,
 ``_select``, ``_has``), ``paths`` and ``writer_offset``.
 
 Aggregating an execution's steps is the costly part of a refresh under a busy writer
@@ -53,7 +53,7 @@ Aggregated = tuple[Execution, tuple[Step, ...]]
 
 class StepQueries:
     """Step reads, memoised aggregates and change-feed queries (see the module
-    docstring); every method runs inside an open session and raises what ``_rows``
+    docstring); every method runs inside an open session and raises what ``rows``
     raises (``StoreUnavailable``, ``StoreDamaged``)."""
 
     paths: StorePaths
@@ -83,7 +83,7 @@ class StepQueries:
         rows = []
         for chunk in chunks(list(ids)):
             marks = ",".join("?" * len(chunk))
-            rows += self._rows(
+            rows += self.rows(
                 f"SELECT {self._select['executions']} FROM executions WHERE id IN ({marks})", chunk
             )
         return self._aggregated(rows)
@@ -154,7 +154,7 @@ class StepQueries:
         prints: dict[str, str] = {}
         for chunk in chunks(execution_ids):
             marks = ",".join("?" * len(chunk))
-            for execution_id, text in self._rows(
+            for execution_id, text in self.rows(
                     f"SELECT execution_id, {what} FROM steps "
                     f"WHERE execution_id IN ({marks}) GROUP BY execution_id", chunk):
                 prints[text_value(execution_id) or ""] = text_value(text) or ""
@@ -166,7 +166,7 @@ class StepQueries:
         rows = []
         for chunk in chunks(execution_ids):
             marks = ",".join("?" * len(chunk))
-            rows += self._rows(
+            rows += self.rows(
                 f"SELECT {self._select['steps']} FROM steps WHERE execution_id IN ({marks}) "
                 "LIMIT ?",
                 [*chunk, limit * len(chunk)],
@@ -207,16 +207,16 @@ class StepQueries:
     # -- changes, for the change feed -----------------------------------------
     def max_rowids(self) -> tuple[int, int]:
         """(executions, steps): the largest rowids (the b-tree's last entry: cheap)."""
-        executions = self._rows("SELECT max(rowid) FROM executions")[0][0]
+        executions = self.rows("SELECT max(rowid) FROM executions")[0][0]
         steps = 0
         if "steps" in self._has:
-            steps = self._rows("SELECT max(rowid) FROM steps")[0][0] or 0
+            steps = self.rows("SELECT max(rowid) FROM steps")[0][0] or 0
         return int(executions or 0), int(steps)
 
     def execution_count(self) -> int:
         """Rows in executions: ``count(*)`` walks the smallest index (56 ms on a million
         rows), so callers ask for it now and then, not on every refresh."""
-        return int(self._rows("SELECT count(*) FROM executions")[0][0])
+        return int(self.rows("SELECT count(*) FROM executions")[0][0])
 
     def rowids_since(self, table: str, mark: int, limit: int = 10_000) -> list[str]:
         """Execution ids of ``table`` rows (executions or steps) whose rowid is above
@@ -226,19 +226,19 @@ class StepQueries:
             return []
         column = "id" if table == "executions" else "execution_id"
         return [
-            text_value(r[0]) or "" for r in self._rows(
+            text_value(r[0]) or "" for r in self.rows(
                 f"SELECT {column} FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT ?",
                 [mark, limit])
         ]
 
     def newest_ids(self, limit: int) -> list[str]:
         """Ids of the newest ``limit`` executions by ``created_at`` (indexed)."""
-        return [text_value(r[0]) or "" for r in self._rows(
+        return [text_value(r[0]) or "" for r in self.rows(
             "SELECT id FROM executions ORDER BY created_at DESC, rowid DESC LIMIT ?", [limit])]
 
     def live_executions(self) -> list[Execution]:
         """Executions stored as pending or running, with step aggregates."""
-        rows = self._rows(
+        rows = self.rows(
             f"SELECT {self._select['executions']} FROM executions "
             f"WHERE status IN {LIVE_STATUSES} LIMIT {MAX_LIVE_ROWS}"
         )
@@ -250,7 +250,7 @@ class StepQueries:
         stamps = []
         for table, parse in (("executions", execution_row), ("steps", step_row)):
             if table in self._has:
-                for row in self._rows(f"SELECT {self._select[table]} FROM {table} "
+                for row in self.rows(f"SELECT {self._select[table]} FROM {table} "
                                       "ORDER BY rowid DESC LIMIT ?", [rows]):
                     saved = parse(row)
                     stamps += [saved.created_at, saved.started_at, saved.completed_at]
@@ -262,7 +262,7 @@ class StepQueries:
         index, 53 ms on a million rows: the change feed keeps these up to date and
         recounts only when the row count disagrees)."""
         counts: dict[str, int] = {}
-        for status, n in self._rows("SELECT status, count(*) FROM executions GROUP BY status"):
+        for status, n in self.rows("SELECT status, count(*) FROM executions GROUP BY status"):
             word = (text_value(status) or "").lower()  # a writer may say "Completed"
             counts[word] = counts.get(word, 0) + n
         return counts
