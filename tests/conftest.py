@@ -238,3 +238,14 @@ def writer(tmp_path: Path):
     wait_for(lambda: process.database.exists())
     yield process
     process.stop()
+
+
+@pytest.fixture
+def service(tmp_path: Path):
+    """A scripted StepFlow service (tests/service_writer.py) in a separate process, on
+    ``tmp_path / "storage"``; closed after the test."""
+    from service_writer import ServiceWriter
+
+    writer = ServiceWriter(tmp_path / "storage")
+    yield writer
+    writer.close()

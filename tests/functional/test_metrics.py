@@ -116,13 +116,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def service(tmp_path):
-    writer = ServiceWriter(tmp_path / "storage")
-    yield writer
-    writer.close()
-
-
 def run_a_day(service: ServiceWriter) -> None:
     """One run completed (two steps), one failed, one left running."""
     done = service.start("build")

@@ -47,13 +47,6 @@ class EventStream:
         self._reader.join(timeout=10)
 
 
-@pytest.fixture
-def service(tmp_path):
-    writer = ServiceWriter(tmp_path / "storage")
-    yield writer
-    writer.close()
-
-
 def started_feed(root: Path, service: ServiceWriter) -> EventStream:
     """An event stream whose baseline is taken (it has reported a run started after it)."""
     stream = EventStream(root)

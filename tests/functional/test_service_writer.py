@@ -59,13 +59,6 @@ def rowid(root: Path, table: str, row_id: str) -> int:
 
 
 @pytest.fixture
-def service(tmp_path):
-    writer = ServiceWriter(tmp_path / "storage")
-    yield writer
-    writer.close()
-
-
-@pytest.fixture
 def root(tmp_path) -> Path:
     return tmp_path / "storage"
 

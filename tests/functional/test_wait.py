@@ -47,13 +47,6 @@ def wait_once(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def service(tmp_path):
-    writer = ServiceWriter(tmp_path / "storage")
-    yield writer
-    writer.close()
-
-
-@pytest.fixture
 def waiting():
     started: list[Waiting] = []
 

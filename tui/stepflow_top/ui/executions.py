@@ -37,7 +37,7 @@ from .list_columns import (
 from .messages import OpenExecution
 from .progress import step_suffix
 from .widgets import KeyedTable, StoreBar, TextPanel, cell
-from .widgets.store_bar import in_sight
+from .widgets.sight import in_sight
 
 STATUS_CYCLE = (None, Status.RUNNING, Status.STALLED, Status.LOST, Status.FAILED,
                 Status.COMPLETED, Status.CANCELLED)

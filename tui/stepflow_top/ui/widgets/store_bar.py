@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from rich.text import Text
-from textual.screen import Screen
 
 from ... import formatting
 from ...live.health import HealthState
@@ -19,19 +18,10 @@ from ...live.stores import MergedSnapshot, StorePart, part_counts
 from ...live.writer import WriterState, format_offset
 from ...store.models import Status, local_offset
 from ...store.text import literal
+from .sight import in_sight
 from .text_panel import TextPanel
 
 ROOMY_ROWS = 30  # terminal rows from which each store of several gets its own line
-
-
-def in_sight(screen: Screen) -> bool:
-    """Whether ``screen`` can be seen: it is on the screen stack and every screen above it
-    lets it show through (a background that is not opaque, as a modal's). Textual's
-    ``Screen.is_current`` also counts the screen right under an opaque one."""
-    stack = screen.app.screen_stack
-    if screen not in stack:
-        return False
-    return all(above.styles.background.a < 1 for above in stack[stack.index(screen) + 1:])
 
 
 BAR_ORDER = (Status.RUNNING, Status.STALLED, Status.LOST, Status.FAILED, Status.COMPLETED,
