@@ -79,16 +79,13 @@ class ExecutionsScreen(Screen):
 
     def on_resize(self) -> None:
         # Recomputed on every resize: the step gives way first and the name last, so a
-        # narrow window never pushes Exit off screen; a wide one opens error and tags.
-        snapshot = self.app.snapshot
-        rows = self._rows(snapshot, self.app.judgement()) if snapshot else []
-        if self._fit(rows):
-            self._show()
+        # narrow window never pushes Exit off screen; a wide one opens error and tags
+        # (_show fits the columns to the width and the rows before it shows them).
+        self._show()
 
-    def _fit(self, rows: list[Row]) -> bool:
+    def _fit(self, rows: list[Row]) -> None:
         """Fit the columns to the width and to ``rows`` (a wide window gives what short
-        names and step names leave over to the error message); returns whether the
-        widths changed, and so every row must be shown again."""
+        names and step names leave over to the error message)."""
         needs = column_needs([r.execution for r in rows], frozenset(
             r.execution.id for r in rows
             if shows_progress(r.execution.effective_status(r.judgement))))
@@ -99,7 +96,7 @@ class ExecutionsScreen(Screen):
         # A User column with no label and empty cells still takes one cell.
         fit = fit_columns(room + (0 if user else USER_WIDTH - 1), needs)
         if fit == self.fit and user == self.user_width:
-            return False
+            return
         relabel = user != self.user_width or (fit.step < STEP_LABEL) != (
             self.fit.step < STEP_LABEL)
         self.fit, self.user_width = fit, user
@@ -107,7 +104,6 @@ class ExecutionsScreen(Screen):
         if relabel:
             self._mark_sorted_column()
         self._unfitted = True  # narrowed once the rows are shown in the new widths
-        return True
 
     def _show_wide_columns(self) -> None:
         """Add or remove the error and tags columns to match ``self.fit`` (they always
