@@ -110,3 +110,10 @@ def test_short_names_leave_their_room_to_the_error_message():
         for column in ("name", "step", "error", "tags"):
             assert getattr(fit, column) >= getattr(previous, column), (width, column)
         previous = fit
+
+
+def test_a_store_column_in_a_narrow_window_takes_the_user_columns_room():
+    narrow = fit_columns(80, store=9)
+    assert narrow.user == 0 and narrow.name + narrow.step >= 10
+    assert fit_columns(120, store=9).user == 8  # room enough: users stay
+    assert fit_columns(80).user == 8  # one store: no Store column to make room for

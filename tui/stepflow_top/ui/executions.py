@@ -23,7 +23,6 @@ from ..store.stepmeta import parse_step_meta
 from ..store.text import literal
 from .list_columns import (
     COLUMNS,
-    FIXED_WIDTH,
     LABELS,
     PROGRESS_ROOM,
     WIDE_COLUMNS,
@@ -42,8 +41,6 @@ from .widgets.sight import in_sight
 STATUS_CYCLE = (None, Status.RUNNING, Status.STALLED, Status.LOST, Status.FAILED,
                 Status.COMPLETED, Status.CANCELLED)
 STORE_COLUMN = ("store", "Store")  # shown only when several stores are watched
-USER_WIDTH = 8
-SHARED_MINIMUM = 10  # cells the name and the current step need at least (6 and 4)
 STEP_LABEL = len("Current step")  # a narrower current-step column is headed "Step"
 
 PAGE = 50
@@ -72,7 +69,6 @@ class ExecutionsScreen(Screen):
         self.filter_error: str | None = None
         self.follow = True  # the newest run under the cursor until the reader moves
         self.fit = Fit(name=28, step=24)
-        self.user_width = USER_WIDTH  # 0: the Store column took its room (narrow, several stores)
         self._unfitted = False  # columns not yet narrowed to the fit
         self._new_view: ViewRequest | None = None  # asked for, its rows not shown yet
         self._stale = False  # a snapshot arrived while another screen was on top
@@ -89,17 +85,14 @@ class ExecutionsScreen(Screen):
         needs = column_needs([r.execution for r in rows], frozenset(
             r.execution.id for r in rows
             if shows_progress(r.execution.effective_status(r.judgement))))
-        room = self.size.width - self._store_width
         # Several stores in a narrow window: the Store column takes the User column's
         # room, so that the name, the step and Exit still fit.
-        user = 0 if self._store_width and room - FIXED_WIDTH < SHARED_MINIMUM else USER_WIDTH
-        # A User column with no label and empty cells still takes one cell.
-        fit = fit_columns(room + (0 if user else USER_WIDTH - 1), needs)
-        if fit == self.fit and user == self.user_width:
+        fit = fit_columns(self.size.width, needs, store=self._store_width)
+        if fit == self.fit:
             return
-        relabel = user != self.user_width or (fit.step < STEP_LABEL) != (
+        relabel = fit.user != self.fit.user or (fit.step < STEP_LABEL) != (
             self.fit.step < STEP_LABEL)
-        self.fit, self.user_width = fit, user
+        self.fit = fit
         self._show_wide_columns()
         if relabel:
             self._mark_sorted_column()
@@ -126,7 +119,7 @@ class ExecutionsScreen(Screen):
         first = next(iter(table.rows), None)
         if first is None:
             return False
-        for key in ("name", "current", *self.fit.wide, *(() if self.user_width else ("user",))):
+        for key in ("name", "current", *self.fit.wide, *(() if self.fit.user else ("user",))):
             table.update_cell(first, key, table.get_cell(first, key), update_width=True)
         return True
 
@@ -238,7 +231,7 @@ class ExecutionsScreen(Screen):
             *([cell(store, width=self._store_width - 2)] if self._store_width else []),
             cell(label, self.table.status_style(status.value)),
             cell(e.name, width=self.fit.name),
-            cell(e.user_name if self.user_width else "", width=self.user_width),
+            cell(e.user_name if self.fit.user else "", width=self.fit.user),
             cell(self._time(e, now)),
             cell(formatting.duration(e.duration(judgement))),
             cell(formatting.progress(*e.progress)),
@@ -281,7 +274,7 @@ class ExecutionsScreen(Screen):
         labels = dict(COLUMNS)
         if self.fit.step < STEP_LABEL:
             labels["current"] = "Step"
-        if not self.user_width:
+        if not self.fit.user:
             labels["user"] = ""
         return labels
 

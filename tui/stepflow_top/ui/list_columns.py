@@ -45,17 +45,21 @@ GROWTH = (
 )
 GROWTH_FIRST = {column: target for column, target in reversed(GROWTH)}  # first sizes
 PROGRESS_ROOM = 12  # the current step cell shows the step's progress from this width
+USER_WIDTH = 8
+SHARED_MINIMUM = 10  # cells the name and the current step need at least (6 and 4)
 
 
 @dataclass(frozen=True)
 class Fit:
     """Widths in terminal cells of the columns that share what the fixed ones leave;
-    ``error`` and ``tags`` are 0 while their columns are not shown."""
+    ``error`` and ``tags`` are 0 while their columns are not shown, ``user`` is 0 while
+    the Store column has taken the User column's room."""
 
     name: int
     step: int
     error: int = 0
     tags: int = 0
+    user: int = USER_WIDTH
 
     @property
     def wide(self) -> tuple[str, ...]:
@@ -63,14 +67,20 @@ class Fit:
         return tuple(key for key, _ in WIDE_COLUMNS if getattr(self, key))
 
 
-def fit_columns(width: int, needs: dict[str, int] | None = None) -> Fit:
+def fit_columns(width: int, needs: dict[str, int] | None = None, store: int = 0) -> Fit:
     """The column widths for a screen ``width`` cells wide (see GROWTH). ``needs``:
     the cells the widest ``name`` and ``step`` of the rows shown take (a column never
     grows past what it needs, leaving the room to the entries after it; what is left
-    after the last one goes to the error message). Without needs, at 80 columns:
-    name 8, step 4; at 120: name 32, step 20; at 160 the error message too."""
+    after the last one goes to the error message). ``store``: the cells a Store column
+    takes (several stores); when it would leave the name and the step less than
+    SHARED_MINIMUM, the User column gives up its room (``user`` 0; an unlabelled empty
+    column still takes one cell). Without needs, at 80 columns: name 8, step 4; at 120:
+    name 32, step 20; at 160 the error message too."""
     needs = needs or {}
-    spare = max(10, width - FIXED_WIDTH)
+    room = width - store
+    user = 0 if store and room - FIXED_WIDTH < SHARED_MINIMUM else USER_WIDTH
+    room += 0 if user else USER_WIDTH - 1
+    spare = max(10, room - FIXED_WIDTH)
     widths = dict.fromkeys(("name", "step", "error", "tags"), 0)
     for column, target in GROWTH:
         if column in WIDE and not widths[column]:  # a wide column still closed
@@ -84,7 +94,7 @@ def fit_columns(width: int, needs: dict[str, int] | None = None) -> Fit:
         spare -= grow
     else:
         widths["error"] += spare
-    return Fit(**widths)
+    return Fit(**widths, user=user)
 
 
 def column_needs(executions: Sequence[Execution],
