@@ -122,7 +122,8 @@ async def test_movement_keys_on_the_table_and_near_end_only_from_the_reader():
 async def test_rows_moved_by_a_new_row_are_not_drawn_again_and_clicks_still_find_them(
         monkeypatch):
     """KeyedTable._render_cell (DataTable's private rendering method, overridden): this
-    fails when a Textual release renames it or stops calling it per cell."""
+    fails when a Textual release renames it or stops calling it per cell. A cell is
+    drawn once per look, so alike cells of other rows are not drawn again either."""
     from textual.widgets import DataTable
 
     drawn: list[tuple[int, int]] = []
@@ -138,7 +139,9 @@ async def test_rows_moved_by_a_new_row_are_not_drawn_again_and_clicks_still_find
         table = app.query_one(Recording)
         table.show_rows(rows(["a", "b", "c"]))
         await pilot.pause()
-        assert {(r, c) for r, c in drawn if r >= 0} == {(r, c) for r in range(3) for c in (0, 1)}
+        assert {(r, c) for r, c in drawn if r >= 0 and c == 0} == {(0, 0), (1, 0), (2, 0)}
+        # The three alike "1s" cells: drawn once under the cursor and once without it.
+        assert len([r for r, c in drawn if r >= 0 and c == 1]) == 2
         drawn.clear()
         table.show_rows(rows(["new", "a", "b", "c"]))
         await pilot.pause()

@@ -9,6 +9,7 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
+from textual.coordinate import Coordinate
 from textual.geometry import Region
 from textual.message import Message
 from textual.strip import Strip
@@ -60,13 +61,15 @@ class KeyedTable(StatusColours, DataTable):
     # table is enough: a changed row count changes ``virtual_size``, whose own watcher
     # asks for the layout.
     _removing = False
+    # While render_lines runs: the row keys in order and what every line shares.
+    _frame: tuple[list, tuple] | None = None
 
     def __init__(self, columns: Sequence[tuple[str, str]], **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
         self._columns = columns
-        # (row key, column key, style, width, cursor, hover, ...) -> (cell object,
-        # row index drawn at, lines): see _render_cell.
-        self._drawn: dict[tuple, tuple[object, int, list[list[Segment]]]] = {}
+        # (what a cell shows, style, width, cursor, hover, ...) -> ((row, column)
+        # drawn at, lines): see _render_cell.
+        self._drawn: dict[tuple, tuple[tuple[int, int], list[list[Segment]]]] = {}
         # row key -> (what its line was drawn from, row index, strip, its cells)
         self._lines: dict[object, tuple[tuple, int, Strip, list]] = {}
 
@@ -132,8 +135,12 @@ class KeyedTable(StatusColours, DataTable):
         ``follow`` when given. A key seen twice (rows with NULL or equal ids: one bad
         row must not hide the others) gets a suffix."""
         rows = _unique_keys(rows)
-        wanted = {key for key, _ in rows}
+        keys = [key for key, _ in rows]
+        wanted = set(keys)
         selected = self.cursor_key
+        # Rows that come, go or move: the whole table is repainted once, and the rows
+        # whose cells changed need no repaint of their own.
+        moved = keys != [row.key.value for row in self.ordered_rows]
         with self.app.batch_update():
             self._removing = True
             try:
@@ -143,10 +150,12 @@ class KeyedTable(StatusColours, DataTable):
                 self._removing = False
             for key, cells in rows:
                 if key in self.rows:
-                    self._update(key, cells)
+                    self._update(key, cells, repaint_row=not moved)
                 else:
                     self.add_row(*cells, key=key)
-            self._order([key for key, _ in rows])
+            self._order(keys)
+            if moved:
+                self.refresh()
             target = follow or selected
             if target is not None and target in wanted:
                 row = self.get_row_index(target)
@@ -161,7 +170,7 @@ class KeyedTable(StatusColours, DataTable):
                 if key in self.rows:
                     self._update(key, cells)
 
-    def _update(self, key: str, cells: Sequence[Text]) -> None:
+    def _update(self, key: str, cells: Sequence[Text], *, repaint_row: bool = True) -> None:
         changes = []
         for column, before, after in zip(self.columns.values(), self.get_row(key), cells,
                                          strict=True):
@@ -173,15 +182,17 @@ class KeyedTable(StatusColours, DataTable):
             else:
                 changes.append((column.key, after))
         if changes:
-            self._set_cells_repainting_row(key, changes)
+            self._set_cells_repainting_row(key, changes, repaint=repaint_row)
 
-    def _set_cells_repainting_row(self, key: str, changes: list[tuple[object, Text]]) -> None:
+    def _set_cells_repainting_row(self, key: str, changes: list[tuple[object, Text]], *,
+                                  repaint: bool = True) -> None:
         # update_cell repaints the whole table: a ticking elapsed time would re-send
         # every visible row to the terminal each second (measured: 8.9 KB/s against
         # 0.3 KB/s for the row alone). DataTable has no public way to set a cell
         # without that repaint, so the repaint it asks for (a bare refresh()) is
         # turned into a repaint of the row. This relies on update_cell asking for a
-        # bare refresh and nothing else (Textual 8.2).
+        # bare refresh and nothing else (Textual 8.2). ``repaint`` False: the caller
+        # repaints the whole table anyway.
         row = self.get_row_index(key)
         self._row_only = row
         try:
@@ -189,7 +200,8 @@ class KeyedTable(StatusColours, DataTable):
                 self.update_cell(key, column_key, value)
         finally:
             self._row_only = None
-        self.refresh_row(row)
+        if repaint:
+            self.refresh_row(row)
 
     def refresh(self, *regions: Region, repaint: bool = True, layout: bool = False,
                 recompose: bool = False) -> KeyedTable:
@@ -204,39 +216,43 @@ class KeyedTable(StatusColours, DataTable):
 
     def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int,
                      cursor: bool = False, hover: bool = False) -> list[list[Segment]]:
-        """DataTable's cell rendering, kept across changes elsewhere in the table.
+        """DataTable's cell rendering, kept by what the cell shows.
 
         DataTable keys its render caches on a counter that every ``add_row``,
         ``remove_row``, ``sort`` and ``update_cell`` moves, so one new run at the top
         re-renders every visible cell (measured: 20-40 ms per frame, most of the TUI's
-        CPU under a busy writer). Here a cell is drawn again only when its own cell
-        object (each row holds its own; ``show_rows`` replaces only changed ones), its
-        style, width or highlight changed. A cell drawn for another row index gets that
-        index put into its segments' mouse meta (``{"row", "column"}``, which DataTable
-        reads on clicks). This overrides DataTable's one private rendering method with
-        its signature of Textual 8.2 (tests/functional/test_keyed_table.py fails when it changes).
+        CPU under a busy writer). Here a cell is drawn again only when no cell with
+        the same text, spans, style, width and highlight was drawn before: a new row
+        mostly repeats cells already drawn ("● running", a user, a step name), and a
+        row that moved repeats its own. A cell drawn at another place gets that place
+        put into its segments' mouse meta (``{"row", "column"}``, which DataTable reads
+        on clicks). This overrides DataTable's one private rendering method with its
+        signature of Textual 8.2 (tests/functional/test_keyed_table.py fails when it changes).
         """
-        if row_index < 0 or column_index < 0:  # the header and row labels
+        if row_index < 0 or column_index < 0 or row_index < self.fixed_rows \
+                or column_index < self.fixed_columns:  # the header, labels, fixed cells
             return super()._render_cell(row_index, column_index, base_style, width,
                                         cursor, hover)
-        row_key = self.ordered_rows[row_index].key
-        column_key = self.ordered_columns[column_index].key
-        value = self.get_cell(row_key, column_key)
-        key = (row_key, column_key, base_style, width, cursor, hover, self.show_cursor,
+        value = self.get_cell_at(Coordinate(row_index, column_index))
+        look = _cell_look(value)
+        if look is None:
+            return super()._render_cell(row_index, column_index, base_style, width,
+                                        cursor, hover)
+        key = (look, base_style, width, cursor, hover, self.show_cursor,
                self._show_hover_cursor, self._pseudo_class_state)
         drawn = self._drawn.get(key)
-        if drawn is None or drawn[0] is not value:
+        if drawn is None:
             lines = super()._render_cell(row_index, column_index, base_style, width,
                                          cursor, hover)
-        elif drawn[1] == row_index:
-            return drawn[2]
+        elif drawn[0] == (row_index, column_index):
+            return drawn[1]
         else:
             meta = Style.from_meta({"row": row_index, "column": column_index})
             lines = [[Segment(text, style + meta if style else meta, control)
-                      for text, style, control in line] for line in drawn[2]]
+                      for text, style, control in line] for line in drawn[1]]
         if len(self._drawn) > MAX_DRAWN_CELLS:
             self._drawn.clear()
-        self._drawn[key] = (value, row_index, lines)
+        self._drawn[key] = ((row_index, column_index), lines)
         return lines
 
     def render_line(self, y: int) -> Strip:
@@ -257,11 +273,11 @@ class KeyedTable(StatusColours, DataTable):
         index = y - header + self.scroll_offset.y
         if y < header or not 0 <= index < self.row_count:
             return self._joined(super().render_line(y))
-        row_key = self.ordered_rows[index].key
-        key = (row_key, tuple(map(id, self.get_row(row_key))), self.size.width,
-               self.scroll_offset.x, self.rich_style, self.has_focus, self.show_cursor,
-               self.cursor_row == index, self.hover_coordinate.row == index,
-               tuple(c.get_render_width(self) for c in self.ordered_columns))
+        frame = self._frame if self._frame is not None else self._frame_look()
+        row_key = frame[0][index]
+        cells = self.get_row(row_key)
+        key = (tuple(map(id, cells)), frame[1], self.cursor_row == index,
+               self.hover_coordinate.row == index)
         drawn = self._lines.get(row_key)
         if drawn is not None and drawn[0] == key:
             if drawn[1] == index:
@@ -272,10 +288,24 @@ class KeyedTable(StatusColours, DataTable):
         else:
             strip = self._joined(super().render_line(y))
         # The key holds the cells' ids: keep the cells alive while it is remembered.
-        self._lines[row_key] = (key, index, strip, self.get_row(row_key))
+        self._lines[row_key] = (key, index, strip, cells)
         if len(self._lines) > MAX_DRAWN_CELLS:
             self._lines.clear()
         return strip
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        """DataTable's lines, with what every line of this frame shares (the row order,
+        the widths, the widget's style) looked up once, not once per line."""
+        self._frame = self._frame_look()
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._frame = None
+
+    def _frame_look(self) -> tuple[list, tuple]:
+        return ([row.key for row in self.ordered_rows],
+                (self.size.width, self.scroll_offset.x, self.rich_style, self.has_focus,
+                 self.show_cursor, tuple(c.get_render_width(self) for c in self.ordered_columns)))
 
     @staticmethod
     def _joined(strip: Strip) -> Strip:
@@ -322,6 +352,17 @@ class KeyedTable(StatusColours, DataTable):
         if len(rank) != len(keys):
             raise ValueError("two rows share one first-cell object: the order is unknown")
         self.sort(first, key=lambda value: rank[id(value)])
+
+
+def _cell_look(value: object) -> tuple | None:
+    """What a cell shows, as a key (None for a value that cannot be one): its text,
+    spans and the settings Rich renders it with."""
+    if isinstance(value, Text):
+        return (value.plain, value.style, tuple(value.spans), value.justify,
+                value.overflow, value.no_wrap)
+    if isinstance(value, str):
+        return (value,)
+    return None
 
 
 def _unique_keys(rows: Iterable[tuple[str, Sequence[Text]]]) -> list[tuple[str, Sequence[Text]]]:
