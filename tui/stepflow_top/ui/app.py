@@ -125,6 +125,7 @@ class StepflowTop(App):
         self.health_monitor = HealthMonitor(paths.database, persist=persist_history,
                                             probe=self.refresher.probe)
         self._sampling = False
+        self._tick_held = False  # a clock tick waits for the refresh on its way (_tick)
         self.integrity_every = integrity_every
         self._checking = False
         self._cancel_checks = threading.Event()
@@ -188,6 +189,9 @@ class StepflowTop(App):
 
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
         self._arm(self.scheduler.finish())
+        if self._tick_held and not self.paused:
+            self._tick_held = False
+            self.now = self.clock()
         if message.snapshot is not None:
             self.scheduler.min_interval = (
                 FRAME_INTERVAL if message.snapshot.error or message.snapshot.journal_mode == "wal"
@@ -329,7 +333,15 @@ class StepflowTop(App):
 
     def _tick(self) -> None:
         if not self.paused:  # pause freezes the screen, durations included
-            self.now = self.clock()
+            # A refresh on its way is drawn within a frame: the clock moves with it,
+            # in one frame, not in a frame of its own just before (under a stream of
+            # commits that was one redraw of every running row a second). Never
+            # twice in a row, so a slow refresh cannot stop the clock.
+            if (self.scheduler.running or self.scheduler.armed) and not self._tick_held:
+                self._tick_held = True
+            else:
+                self._tick_held = False
+                self.now = self.clock()
         if self.hints.poll is None and not self._watch_files:
             return
         if self.snapshot is None or self.snapshot.error:

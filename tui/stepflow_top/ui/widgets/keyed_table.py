@@ -3,6 +3,7 @@ repaints one row after a cell change, and moves with j/k/g/G/Home/End itself."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Iterable, Sequence
 
 from rich.segment import Segment
@@ -70,8 +71,11 @@ class KeyedTable(StatusColours, DataTable):
         # (what a cell shows, style, width, cursor, hover, ...) -> ((row, column)
         # drawn at, lines): see _render_cell.
         self._drawn: dict[tuple, tuple[tuple[int, int], list[list[Segment]]]] = {}
-        # row key -> (what its line was drawn from, row index, strip, its cells)
-        self._lines: dict[object, tuple[tuple, int, Strip, list]] = {}
+        # row key -> (what its line was drawn from, row index, strip)
+        self._lines: dict[object, tuple[tuple, int, Strip]] = {}
+        # row key -> a number that changes whenever a cell of the row does (never reused)
+        self._version: dict[str, int] = {}
+        self._versions = itertools.count()
 
     class ReaderMoved(Message):
         """The reader moved the cursor (a key or a click; never a refresh moving the
@@ -146,6 +150,7 @@ class KeyedTable(StatusColours, DataTable):
             try:
                 for row_key in [k for k in self.rows if k.value not in wanted]:
                     self.remove_row(row_key)
+                    self._version.pop(row_key.value, None)
             finally:
                 self._removing = False
             for key, cells in rows:
@@ -153,6 +158,7 @@ class KeyedTable(StatusColours, DataTable):
                     self._update(key, cells, repaint_row=not moved)
                 else:
                     self.add_row(*cells, key=key)
+                    self._version[key] = next(self._versions)
             self._order(keys)
             if moved:
                 self.refresh()
@@ -174,8 +180,9 @@ class KeyedTable(StatusColours, DataTable):
         changes = []
         for column, before, after in zip(self.columns.values(), self.get_row(key), cells,
                                          strict=True):
-            if before == after:
+            if before is after or before == after:
                 continue
+            self._version[key] = next(self._versions)
             if after.cell_len > column.content_width:
                 # The column must grow: re-measuring repaints the whole table.
                 self.update_cell(key, column.key, after, update_width=True)
@@ -259,7 +266,7 @@ class KeyedTable(StatusColours, DataTable):
         """DataTable's line, kept for a row that only moved, and with the cells of a body
         row that look alike joined into one segment.
 
-        A row line is drawn again only when one of its cell objects, the column widths,
+        A row line is drawn again only when one of its cells, the column widths,
         its highlight (cursor, hover), the widget's style or the horizontal scroll
         changed; one that moved gets its new index put into its mouse meta. Textual
         writes every segment with its own colour sequence and a reset, and each cell
@@ -275,9 +282,10 @@ class KeyedTable(StatusColours, DataTable):
             return self._joined(super().render_line(y))
         frame = self._frame if self._frame is not None else self._frame_look()
         row_key = frame[0][index]
-        cells = self.get_row(row_key)
-        key = (tuple(map(id, cells)), frame[1], self.cursor_row == index,
-               self.hover_coordinate.row == index)
+        version = self._version.get(row_key.value)
+        if version is None:  # a row added other than by show_rows
+            return self._joined(super().render_line(y))
+        key = (version, frame[1], self.cursor_row == index, self.hover_coordinate.row == index)
         drawn = self._lines.get(row_key)
         if drawn is not None and drawn[0] == key:
             if drawn[1] == index:
@@ -287,8 +295,7 @@ class KeyedTable(StatusColours, DataTable):
                            for text, style, control in drawn[2]], drawn[2].cell_length)
         else:
             strip = self._joined(super().render_line(y))
-        # The key holds the cells' ids: keep the cells alive while it is remembered.
-        self._lines[row_key] = (key, index, strip, cells)
+        self._lines[row_key] = (key, index, strip)
         if len(self._lines) > MAX_DRAWN_CELLS:
             self._lines.clear()
         return strip
