@@ -190,3 +190,18 @@ async def test_a_row_line_that_only_moved_is_not_drawn_again(monkeypatch):
         # The new row and "a" (the cursor left it) are drawn; "b" and "c" moved only.
         assert {1, 2} <= set(drawn) and not {3, 4} & set(drawn)
         assert [str(table.get_cell(k, "name")) for k in order(table)] == ["new", "a", "b", "c"]
+
+
+async def test_a_new_header_label_is_drawn_though_no_row_changed():
+    """relabel relies on a sort making DataTable draw its header anew (DataTable has
+    no public way to change a label): this fails when a Textual release changes that."""
+    app = TableApp()
+    async with app.run_test(size=(40, 12)) as pilot:
+        table = app.query_one(Recording)
+        table.show_rows(rows(["a", "b"]))
+        await pilot.pause()
+        assert "Name " in table.render_line(0).text
+        table.relabel({"name": cell("Name ▼")})
+        await pilot.pause()
+        assert "Name ▼" in table.render_line(0).text
+        assert [row.key.value for row in table.ordered_rows] == ["a", "b"]

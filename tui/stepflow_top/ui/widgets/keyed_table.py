@@ -29,13 +29,14 @@ class KeyedTable(StatusColours, DataTable):
     ``show_rows`` removes rows whose key is gone, updates only the cells that
     changed, adds new rows and puts them in the given order, all inside one
     ``batch_update`` and with the cursor kept on the same key, so rows never jump
-    under the reader's cursor. Everything goes through DataTable's public API but
-    three places, each guarded by a test that fails when a Textual release changes
-    what it relies on: ``_set_cells_repainting_row`` depends on how ``update_cell``
-    repaints (tests/functional/test_keyed_table.py); ``relabel`` clears the header's
-    render cache (tests/functional/test_list_ux.py); ``_render_cell`` overrides
-    DataTable's private cell renderer and keys on its ``_show_hover_cursor`` and
-    ``_pseudo_class_state`` (tests/functional/test_keyed_table.py).
+    under the reader's cursor. Everything goes through DataTable's public API but one
+    method, ``_render_cell``, which overrides DataTable's private cell renderer (with
+    its signature of Textual 8.2) to keep drawn cells by their look;
+    tests/functional/test_keyed_table.py fails when a Textual release renames it or
+    stops calling it per cell. Two more places rely on what public calls do, each
+    guarded by a test: ``_set_cells_repainting_row`` on ``update_cell`` asking for a
+    bare repaint (tests/functional/test_keyed_table.py), ``relabel`` on a sort drawing
+    the header anew (tests/functional/test_keyed_table.py).
 
     The table carries its own movement keys (j/k, g/G, Home/End go to the first and
     last row), so screens forward nothing, and posts ``NearEnd`` when the reader
@@ -62,8 +63,8 @@ class KeyedTable(StatusColours, DataTable):
     # table is enough: a changed row count changes ``virtual_size``, whose own watcher
     # asks for the layout.
     _removing = False
-    # While render_lines runs: the row keys in order and what every line shares.
-    _frame: tuple[list, tuple] | None = None
+    # While render_lines runs: what every line shares (see _frame_look).
+    _frame: tuple[list, tuple, object] | None = None
 
     def __init__(self, columns: Sequence[tuple[str, str]], **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
@@ -236,8 +237,11 @@ class KeyedTable(StatusColours, DataTable):
         on clicks). This overrides DataTable's one private rendering method with its
         signature of Textual 8.2 (tests/functional/test_keyed_table.py fails when it changes).
         """
-        if row_index < 0 or column_index < 0 or row_index < self.fixed_rows \
-                or column_index < self.fixed_columns:  # the header, labels, fixed cells
+        if (row_index < 0 or column_index < 0 or row_index < self.fixed_rows
+                or column_index < self.fixed_columns or hover):
+            # The header, labels and fixed cells; and the row under the mouse, whose
+            # look also depends on whether DataTable shows the hover (it keeps that
+            # to itself): DataTable's own drawing and caches.
             return super()._render_cell(row_index, column_index, base_style, width,
                                         cursor, hover)
         value = self.get_cell_at(Coordinate(row_index, column_index))
@@ -245,8 +249,8 @@ class KeyedTable(StatusColours, DataTable):
         if look is None:
             return super()._render_cell(row_index, column_index, base_style, width,
                                         cursor, hover)
-        key = (look, base_style, width, cursor, hover, self.show_cursor,
-               self._show_hover_cursor, self._pseudo_class_state)
+        frame = self._frame if self._frame is not None else self._frame_look()
+        key = (look, base_style, width, cursor, self.show_cursor, frame[2])
         drawn = self._drawn.get(key)
         if drawn is None:
             lines = super()._render_cell(row_index, column_index, base_style, width,
@@ -309,10 +313,13 @@ class KeyedTable(StatusColours, DataTable):
         finally:
             self._frame = None
 
-    def _frame_look(self) -> tuple[list, tuple]:
+    def _frame_look(self) -> tuple[list, tuple, object]:
+        """(row keys in order, what a line's look depends on, the pseudo-classes a
+        cell's look depends on)."""
         return ([row.key for row in self.ordered_rows],
                 (self.size.width, self.scroll_offset.x, self.rich_style, self.has_focus,
-                 self.show_cursor, tuple(c.get_render_width(self) for c in self.ordered_columns)))
+                 self.show_cursor, tuple(c.get_render_width(self) for c in self.ordered_columns)),
+                self.get_pseudo_class_state())
 
     @staticmethod
     def _joined(strip: Strip) -> Strip:
@@ -336,20 +343,21 @@ class KeyedTable(StatusColours, DataTable):
 
     def relabel(self, labels: dict[str, Text]) -> None:
         """New header labels by column key (a sort marker). DataTable has no public
-        way to change a label: the Column's ``label`` is set and the header's render
-        cache cleared (``_clear_caches``, the second internal this class touches;
-        tests/functional/test_list_ux.py fails when a Textual upgrade changes it)."""
+        way to change a label: the Column's ``label`` is set, and the rows are put in
+        their own order again, because a sort is the public call after which DataTable
+        draws every cell, the header's included, anew (tests/functional/test_keyed_table.py
+        fails when a Textual upgrade changes that)."""
         for key, text in labels.items():
             column = self.columns[key]  # type: ignore[index]
             column.label = text
             column.content_width = max(column.content_width, text.cell_len)
-        self._clear_caches()
         self._drawn.clear()
         self._lines.clear()
+        self._order([row.key.value for row in self.ordered_rows], again=True)
         self.refresh(layout=True)
 
-    def _order(self, keys: list[str]) -> None:
-        if [row.key.value for row in self.ordered_rows] == keys:
+    def _order(self, keys: list[str], *, again: bool = False) -> None:
+        if not again and [row.key.value for row in self.ordered_rows] == keys:
             return
         # DataTable.sort hands its key function only cell values, not row keys, so
         # each row is ranked by the identity of the object in its first column (every
