@@ -30,7 +30,7 @@ from ..store.models import DEFAULT_STALL_AFTER, Execution, Step
 from ..wal.probe import WalSample
 from ..wal.readonly import closed_wal_store
 from .health import HealthMonitor, HealthState
-from .hints import FEED_STEP_MS, Hints
+from .hints import Hints
 from .refresher import Refresher, StoreSnapshot, ViewRequest
 from .schedule import ROLLBACK_INTERVAL
 from .writer import WriterState
@@ -169,8 +169,7 @@ async def _readable(paths: StorePaths, options: FeedOptions, state: FeedState,
     """The feed from its first readable snapshot ``first`` until ``deadline``
     (``time.monotonic()``; None: never)."""
     health = HealthMonitor(paths.database, persist=False, probe=refresher.probe)
-    hints = Hints([paths.database_dir], fallback=options.fallback, poll=options.poll,
-                  step_ms=FEED_STEP_MS)
+    hints = Hints([paths.database_dir], fallback=options.fallback, poll=options.poll)
     hints.start()
     out: asyncio.Queue[dict | BaseException] = asyncio.Queue()
     tasks = [asyncio.create_task(

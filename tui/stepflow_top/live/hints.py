@@ -4,12 +4,18 @@ A hint is only a hint: the refresher confirms it with the change token (the prob
 ``-shm`` header and file stats) before it queries anything. Watching is non-recursive on the database folder (a commit
 modifies ``-wal``, a checkpoint the database file; ``-shm`` is never reported,
 SQLITE_WAL.md §7) plus any extra folders a view asks for (an open execution's log
-folder). ``step`` trades latency against idle CPU, because watchfiles' Rust loop
-takes the GIL every step. Measured with tests/benchmarks/bench_live.py, commit to
-event p50 and idle CPU of the TUI: step 10 ms: 17 ms, 0.95 % of a core; 15 ms:
-25 ms, 0.75 %; 20 ms: 33 ms, 0.60 %. The TUI uses 15 ms (idle CPU with a step ticking
-measured 0.85 % with it: 10 ms would cross 1 %); ``--events`` 10 ms, because its refresh now also asks the probe, whose
-idle process takes 6-8 ms to wake: 33 ms at 15 ms, 24 ms at 10 ms.
+folder).
+
+watchfiles' Rust loop looks for events every ``step`` milliseconds and takes the GIL
+each time, and it hands over a change only after a step that saw no newer one
+(watchfiles src/lib.rs, ``RustNotify.watch``), so a commit is reported one to two
+steps after it happens: the step trades latency against idle CPU. Measured with
+tests/benchmarks/bench_live.py (commit to event p50, idle CPU of the TUI's watching
+thread): step 15 ms: 25 ms, 0.55 % of a core; 10 ms: 17 ms, about 0.8 %. So the step
+follows the store: ``ACTIVE_STEP_MS`` while it changes, ``IDLE_STEP_MS`` once
+``HEARTBEAT_MS`` passed without a change. A change seen at the idle step is reported
+as usual and switches to the active step; the watcher is started anew for each switch,
+and a hint is given with every switch, so a commit made while it starts is read too.
 """
 
 from __future__ import annotations
@@ -20,9 +26,10 @@ from pathlib import Path
 import watchfiles
 
 WATCH_DEBOUNCE_MS = 200
-WATCH_STEP_MS = 15  # the TUI's: see the module docstring for the trade-off
-FEED_STEP_MS = 10  # --events': a line should follow a commit within 30 ms (p50)
-HEARTBEAT_MS = 5000  # watchfiles' own default; how often folders are checked for a new identity
+ACTIVE_STEP_MS = 10  # while the store changes: see the module docstring for the trade-off
+IDLE_STEP_MS = 25  # after HEARTBEAT_MS without a change
+HEARTBEAT_MS = 5000  # watchfiles' own default; how often folders are checked for a new
+#   identity, and how long without a change makes the store idle
 MISSING_DIR_RETRY_S = 1.0
 
 
@@ -46,12 +53,14 @@ class Hints:
 
     def __init__(
         self, folders: list[Path], *, fallback: float = 5.0, poll: float | None = None,
-        step_ms: int = WATCH_STEP_MS,
+        step_ms: int = ACTIVE_STEP_MS, idle_step_ms: int = IDLE_STEP_MS,
     ) -> None:
         self.folders = list(folders)
         self.fallback = fallback
         self.poll = poll
-        self.step_ms = step_ms
+        self.step_ms = step_ms  # watchfiles' step while the store changes
+        self.idle_step_ms = idle_step_ms  # and once it has been quiet for HEARTBEAT_MS
+        self.active = False  # a change was seen within HEARTBEAT_MS
         self._changed = asyncio.Event()
         self._stop = asyncio.Event()
         self._watcher_stop = asyncio.Event()  # the running watcher's own (see _watch)
@@ -123,13 +132,20 @@ class Hints:
                     *existing,
                     recursive=False,
                     debounce=WATCH_DEBOUNCE_MS,
-                    step=self.step_ms,
+                    step=self.step_ms if self.active else self.idle_step_ms,
                     stop_event=stop,
                     rust_timeout=HEARTBEAT_MS,
                     yield_on_timeout=True,
                 ):
                     if changes:
                         self._changed.set()
+                    if bool(changes) != self.active:
+                        # Changes after a quiet spell, or a quiet spell after changes:
+                        # watch again at the other step, with a hint for whatever
+                        # happened while the watcher changed.
+                        self.active = bool(changes)
+                        self._changed.set()
+                        break
                     # A watched folder deleted (and perhaps made again: the watcher
                     # keeps the dead inode, and the new one may reuse its number), or
                     # one that appeared: start over on what is there now.

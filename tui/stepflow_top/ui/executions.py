@@ -231,8 +231,11 @@ class ExecutionsScreen(Screen):
         wants."""
         if before is not self._made and row.key in self._made:
             return self._cells(row.execution, row.judgement, row.store)
-        made_from = (row.execution, row.judgement, row.store, self.fit, self.relative,
-                     self.app.theme)
+        # A final run's cells move with the date only (its clock time), unless times
+        # are relative; a live run's with everything it is judged by.
+        e = row.execution
+        judged = row.judgement if self.relative or e.ticking else row.judgement.now.date()
+        made_from = (e, judged, row.store, self.fit, self.relative, self.app.theme)
         kept = before.get(row.key)
         if kept is not None and kept[0] == made_from:
             cells = kept[1]

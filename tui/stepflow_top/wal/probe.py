@@ -38,7 +38,7 @@ from .format import (
     parse_shm_header,
     parse_wal_header,
 )
-from .locks import Holder, ReadLock, file_locks
+from .locks import Holder, LockWatch, ReadLock, file_locks
 from .sample import WalSample
 
 __all__ = [
@@ -95,14 +95,16 @@ def pin_identity(path: str, st: os.stat_result) -> None:
         os.close(fd)
 
 
-def read_sample(db_path: str, exclude: Iterable[int] = ()) -> WalSample:
+def read_sample(db_path: str, exclude: Iterable[int] = (),
+                watch: LockWatch | None = None) -> WalSample:
     """Read one :class:`WalSample` for ``db_path`` **in this process**.
 
     Opens the database file, ``-wal`` and ``-shm`` read-only: call it only in a process
     that holds no SQLite connection to that database (the probe child does).
-    ``exclude``: pids of stepflow-top's own processes, left out of ``holders``. Never
-    raises for missing, malformed or non-regular files: the problems go into
-    ``errors``.
+    ``exclude``: pids of stepflow-top's own processes, left out of ``holders``.
+    ``watch``: the child's :class:`.locks.LockWatch`, which reads ``/proc/locks`` only
+    when it may say something new (None: read it now). Never raises for missing,
+    malformed or non-regular files: the problems go into ``errors``.
     """
     path = os.path.abspath(db_path)
     errors: list[str] = []
@@ -182,7 +184,7 @@ def read_sample(db_path: str, exclude: Iterable[int] = ()) -> WalSample:
     except OSError as e:
         errors.append(f"-shm: {e}")
 
-    locks = file_locks(
+    locks = (watch.report if watch is not None else file_locks)(
         (path, db_stat) if db_stat is not None else None,
         (shm_path, shm_stat) if shm_stat is not None else None,
         exclude,
@@ -222,13 +224,14 @@ def parse_request(line: str) -> tuple[str, list[int]]:
 
 def _serve(stdin: Any, stdout: Any) -> None:
     """The child's loop: one request per line in, one JSON line out; ends at EOF."""
+    watch = LockWatch()
     for raw in stdin:
         line = raw.rstrip("\n")
         if not line:
             continue
         try:
             path, exclude = parse_request(line)
-            reply: dict[str, Any] = {"ok": True, "sample": read_sample(path, exclude).to_json()}
+            reply: dict[str, Any] = {"ok": True, "sample": read_sample(path, exclude, watch).to_json()}
         except Exception as e:  # never die on one bad request
             reply = {"ok": False, "error": f"{type(e).__name__}: {e}"}
         stdout.write(json.dumps(reply) + "\n")

@@ -76,6 +76,8 @@ class KeyedTable(StatusColours, DataTable):
         self._lines: dict[object, tuple[tuple, int, Strip]] = {}
         # row key -> a number that changes whenever a cell of the row does (never reused)
         self._version: dict[str, int] = {}
+        # row key -> the cells list it was last given (see _update)
+        self._given: dict[str, Sequence[Text]] = {}
         self._versions = itertools.count()
 
     class ReaderMoved(Message):
@@ -138,7 +140,9 @@ class KeyedTable(StatusColours, DataTable):
         """Make the table hold exactly ``rows`` ((key, cells) in display order, each
         row with cell objects of its own), with the cursor on its row's key, or on
         ``follow`` when given. A key seen twice (rows with NULL or equal ids: one bad
-        row must not hide the others) gets a suffix."""
+        row must not hide the others) gets a suffix. A row given the very list of
+        cells it was given last time is taken as unchanged (do not change a list
+        after giving it)."""
         rows = _unique_keys(rows)
         keys = [key for key, _ in rows]
         wanted = set(keys)
@@ -152,6 +156,7 @@ class KeyedTable(StatusColours, DataTable):
                 for row_key in [k for k in self.rows if k.value not in wanted]:
                     self.remove_row(row_key)
                     self._version.pop(row_key.value, None)
+                    self._given.pop(row_key.value, None)
             finally:
                 self._removing = False
             for key, cells in rows:
@@ -160,6 +165,7 @@ class KeyedTable(StatusColours, DataTable):
                 else:
                     self.add_row(*cells, key=key)
                     self._version[key] = next(self._versions)
+                    self._given[key] = cells
             self._order(keys)
             if moved:
                 self.refresh()
@@ -178,6 +184,12 @@ class KeyedTable(StatusColours, DataTable):
                     self._update(key, cells)
 
     def _update(self, key: str, cells: Sequence[Text], *, repaint_row: bool = True) -> None:
+        # The very list of cells given last time: nothing changed (a screen that keeps
+        # the cells of rows that did not change gives them again, and comparing every
+        # cell of every row was most of the cost of showing a snapshot).
+        if self._given.get(key) is cells:
+            return
+        self._given[key] = cells
         changes = []
         for column, before, after in zip(self.columns.values(), self.get_row(key), cells,
                                          strict=True):
