@@ -274,6 +274,8 @@ class PtyApp:
         self._tail = b""
         #: Set to a bytearray to record the raw output from then on.
         self.recording: bytearray | None = None
+        #: While recording: (end offset in ``recording``, ``time.time()``) of each read.
+        self.arrivals: list[tuple[int, float]] = []
         self.master = master
         setsid = shutil.which("setsid")
         # setsid --ctty makes the pty the controlling terminal, as in a real terminal;
@@ -309,6 +311,7 @@ class PtyApp:
             self.bytes_out += len(chunk)
             if self.recording is not None:
                 self.recording += chunk
+                self.arrivals.append((len(self.recording), time.time()))
             if self.first_match is None:
                 self._tail = (self._tail + chunk)[-65536:]
                 if self.pattern.search(_ANSI.sub(b"", self._tail)):

@@ -133,17 +133,20 @@ def run_phase(root: Path, mode: str, peer_tree: Path | None = None) -> dict:
     screens = {n: pyte.Screen(80, 24) for n in monitors}
     streams = {n: pyte.ByteStream(screens[n]) for n in monitors}
 
-    def scan() -> None:  # when each name first appears on each screen (wall time)
-        seen = {n: 0 for n in monitors}
+    def scan() -> None:
+        # When each name first appears on each screen: the time the bytes that drew it
+        # came out of the pty, not the time this thread finished parsing them (pyte is
+        # slow: ~4 ms a full frame, which is the emulator's cost, not the monitor's).
+        seen = {n: (0, 0) for n in monitors}  # (bytes fed, reads fed)
         while not stop_scan.is_set():
             for name, app in monitors.items():
-                data = bytes(app.recording or b"")
-                if len(data) > seen[name]:
-                    streams[name].feed(data[seen[name]:])
-                    seen[name] = len(data)
-                    now = time.time()
+                fed, reads = seen[name]
+                for end, at in app.arrivals[reads:]:
+                    streams[name].feed(bytes(app.recording[fed:end]))
+                    fed, reads = end, reads + 1
                     for found in re.findall(r"q\d{4}", "\n".join(screens[name].display)):
-                        drawn[name].setdefault(found, now)
+                        drawn[name].setdefault(found, at)
+                seen[name] = (fed, reads)
             time.sleep(0.002)
 
     scanner = threading.Thread(target=scan, daemon=True)

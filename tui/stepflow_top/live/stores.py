@@ -31,6 +31,7 @@ from ..store.models import (
     Judgement,
     local_offset,
 )
+from ..wal.probe import Probe
 from .refresher import Refresher, StoreSnapshot, ViewRequest
 from .writer import WriterState
 
@@ -121,14 +122,17 @@ class StoreSet:
     for the App's own health monitor).
 
     ``stall_after`` in seconds and ``writer_tz`` as for ``Refresher``; one zone given
-    with ``--writer-tz`` applies to every store."""
+    with ``--writer-tz`` applies to every store. ``probes``: one per store, started
+    and closed by the caller (None: each Refresher starts and closes its own)."""
 
     def __init__(self, stores: list[StorePaths], *, stall_after: float = DEFAULT_STALL_AFTER,
-                 writer_tz: tzinfo | None | str = "infer") -> None:
+                 writer_tz: tzinfo | None | str = "infer",
+                 probes: list[Probe] | None = None) -> None:
         self.stores = list(stores)
         self.stall_after = stall_after
-        self.refreshers = [Refresher(p, stall_after=stall_after, writer_tz=writer_tz)
-                           for p in self.stores]
+        self.refreshers = [Refresher(p, stall_after=stall_after, writer_tz=writer_tz,
+                                     probe=probes[i] if probes else None)
+                           for i, p in enumerate(self.stores)]
         self.probe = self.refreshers[0].probe
         self._latest: list[StoreSnapshot | None] = [None] * len(self.stores)
 

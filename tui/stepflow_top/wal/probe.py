@@ -278,6 +278,14 @@ class Probe:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def start(self) -> None:
+        """Start the child now instead of at the first :meth:`sample`: its interpreter
+        start (about 70 ms) then overlaps the caller's own. Raises :class:`ProbeError`
+        when it cannot be started."""
+        with self._lock:
+            if self._proc is None and not self._closed:
+                self._start()
+
     def _start(self) -> subprocess.Popen[bytes]:
         try:
             proc = subprocess.Popen(
