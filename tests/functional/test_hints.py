@@ -78,3 +78,30 @@ async def test_watching_one_more_folder_keeps_watching_the_first(tmp_path):
         assert await next_event(hints, timeout=10)
     finally:
         hints.stop()
+
+
+async def test_the_watch_steps_short_while_changes_come_and_reports_across_switches(
+        tmp_path, monkeypatch):
+    """Short steps while the store changes, long ones once it is quiet (HEARTBEAT_MS,
+    made short here); a change is reported on both sides of each switch."""
+    import stepflow_top.live.hints as hints_module
+
+    monkeypatch.setattr(hints_module, "HEARTBEAT_MS", 400)
+    hints = Hints([tmp_path], fallback=60)
+    hints.start()
+    loop = asyncio.get_running_loop()
+    try:
+        await asyncio.sleep(0.3)  # the watcher thread starts
+        assert not hints.active
+        touch_from_another_process(tmp_path / "stepflow.db-wal")
+        assert await next_event(hints)
+        assert hints.active
+        deadline = loop.time() + 10
+        while hints.active and loop.time() < deadline:  # quiet for HEARTBEAT_MS
+            await asyncio.wait_for(hints.wait(), timeout=10)
+        assert not hints.active
+        touch_from_another_process(tmp_path / "stepflow.db-wal")
+        assert await next_event(hints)
+        assert hints.active
+    finally:
+        hints.stop()

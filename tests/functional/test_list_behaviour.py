@@ -172,3 +172,43 @@ async def test_pause_freezes_running_durations_until_resumed(tmp_path):
             await until(pilot, lambda: duration().startswith("1h"))
     finally:
         service.close()
+
+
+async def test_durations_tick_while_a_slow_refresh_is_on_its_way(tmp_path):
+    """A tick waits for a refresh on its way (both are drawn in one frame), but never
+    twice in a row: a refresh that takes seconds does not stop the clock."""
+    import time
+
+    from stepflow_top.live.refresher import Refresher
+
+    class SlowRefresher(Refresher):
+        slow = False
+
+        def refresh(self, *args, **kwargs):
+            if self.slow:
+                time.sleep(4.0)  # a query that takes seconds, in the refresh worker
+            return super().refresh(*args, **kwargs)
+
+    service = ServiceWriter(tmp_path / "storage")
+    run = service.start("etl")
+    service.step(run, "Extract")
+    later = [0.0]
+
+    def clock():
+        return datetime.now() + timedelta(seconds=later[0])
+
+    paths = locate_store(tmp_path / "storage")
+    refresher = SlowRefresher(paths)
+    app = StepflowTop(paths, refresher=refresher, fallback=30, clock=clock)
+    try:
+        async with app.run_test(size=(120, 30)) as pilot:
+            duration = lambda: str(table(app).get_cell(run, "duration"))  # noqa: E731
+            await until(pilot, lambda: table(app).row_count == 1)
+            refresher.slow = True
+            app.request_refresh(force=True)
+            await until(pilot, lambda: app.scheduler.running)
+            later[0] = 600
+            await until(pilot, lambda: duration().startswith("10m"))
+            assert app.scheduler.running  # the slow refresh has not come back yet
+    finally:
+        service.close()

@@ -220,3 +220,53 @@ def test_holder_outside_the_pid_namespace(tmp_path: Path) -> None:
     sample = json.loads(out)["sample"]
     assert sample["locks_readable"] and sample["holders"] == [[0, None]]
     assert Holder(0).outside_namespace
+
+
+# -- LockWatch: /proc/locks read again only when it may say something new ----------------
+def _counting_readings(monkeypatch) -> list[int]:
+    readings: list[int] = []
+    real = locks._read_proc_locks
+
+    def counted():
+        readings.append(1)
+        return real()
+
+    monkeypatch.setattr(locks, "_read_proc_locks", counted)
+    return readings
+
+
+def test_a_lock_reading_is_reused_until_it_is_max_age_old(tmp_path: Path, monkeypatch) -> None:
+    db = tmp_path / "r.db"
+    readings = _counting_readings(monkeypatch)
+    now = [0.0]
+    watch = locks.LockWatch(max_age=2.0, clock=lambda: now[0])
+    with _writer_holding(db) as w:
+        first = watch.report(*_targets(db))
+        assert [h.pid for h in first.holders] == [w.proc.pid] and len(readings) == 1
+        now[0] = 1.9
+        assert watch.report(*_targets(db)) == first and len(readings) == 1
+        now[0] = 2.0
+        assert watch.report(*_targets(db)) == first and len(readings) == 2
+
+
+def test_a_service_that_dies_is_seen_at_once_however_young_the_reading(
+        tmp_path: Path, monkeypatch) -> None:
+    """F_GETLK finds the dead service's locks gone: /proc/locks is read again at once."""
+    db = tmp_path / "d.db"
+    readings = _counting_readings(monkeypatch)
+    watch = locks.LockWatch(max_age=3600.0)
+    with _writer_holding(db) as w:
+        assert [h.pid for h in watch.report(*_targets(db)).holders] == [w.proc.pid]
+        os.kill(w.proc.pid, signal.SIGKILL)
+        w.proc.wait()
+        assert watch.report(*_targets(db)).holders == ()
+        assert len(readings) == 2
+
+
+def test_a_probe_answers_without_a_new_reading_between_commits(tmp_path: Path) -> None:
+    """The probe child keeps a LockWatch: a writer committing keeps its holder named."""
+    db = tmp_path / "p.db"
+    with _writer_holding(db) as w, Probe() as probe:
+        for _ in range(3):
+            w.cmd("write 1")
+            assert probe.sample(db).writer_pids == (w.proc.pid,)
