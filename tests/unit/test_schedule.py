@@ -79,6 +79,26 @@ def test_a_stream_too_costly_for_its_share_is_still_drawn_five_times_a_second():
     assert all(abs(g - MAX_INTERVAL) < 1e-9 for g in gaps)
 
 
+def test_a_stream_reported_only_after_each_refresh_is_spaced_by_its_cost_too():
+    """The watcher may report the commits made during a refresh only after it ended
+    (a long watch step under a stream): the frames are one stream all the same."""
+    clock, cpu = Clock(), Clock()
+    scheduler = RefreshScheduler(clock=clock, cpu_clock=cpu)
+    starts = []
+    delay = scheduler.request()
+    while clock.now < 1010:
+        clock.now += delay
+        scheduler.start()
+        starts.append(clock.now)
+        clock.now += 0.005
+        cpu.now += 0.08
+        assert scheduler.finish() is None  # nothing asked for while it ran
+        clock.now += 0.05  # the report of the commits made meanwhile
+        delay = scheduler.request()
+    gaps = [b - a for a, b in zip(starts[2:], starts[3:], strict=False)]
+    assert all(abs(g - MAX_INTERVAL) < 1e-9 for g in gaps)
+
+
 def test_a_slow_refresh_leaves_the_writer_a_gap_as_long_as_itself():
     clock = Clock()
     scheduler = RefreshScheduler(clock=clock)

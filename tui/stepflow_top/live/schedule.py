@@ -30,6 +30,7 @@ from typing import Callable
 
 FRAME_INTERVAL = 0.1  # seconds: at most 10 refreshes a second under a stream
 MAX_INTERVAL = 0.2  # seconds: the widest spacing the CPU share may ask for
+STREAM_GAP = 2 * MAX_INTERVAL  # seconds: starts closer than this belong to one stream
 CPU_SHARE = 0.10  # of one core: what a stream's refreshes and redraws should cost
 ROLLBACK_INTERVAL = 1.0  # seconds between reads of a store that is not in WAL mode
 
@@ -71,12 +72,17 @@ class RefreshScheduler:
         changed (``force``)."""
         self.armed = self.pending = False
         self.running = True
-        cpu = self.cpu_clock()
-        if self._cpu_at_start is not None and self.pending_since_start:
+        cpu, now = self.cpu_clock(), self.clock()
+        # A frame's cost is the CPU from its start to the next one, when they are part
+        # of one stream: the next was asked for while this one ran or waited, or
+        # started within STREAM_GAP of it (a change reported only after a refresh
+        # ended is part of the stream too: the watch step decides when it is seen).
+        if self._cpu_at_start is not None and self._last_start is not None and (
+                self.pending_since_start or now - self._last_start <= STREAM_GAP):
             self.frame_cost = cpu - self._cpu_at_start
         self._cpu_at_start = cpu
         self.pending_since_start = False
-        self._last_start = self.clock()
+        self._last_start = now
         force, self._force = self._force, False
         return force
 

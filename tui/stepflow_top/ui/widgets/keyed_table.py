@@ -21,6 +21,7 @@ from .status_colours import STATUS_CLASSES, StatusColours
 
 
 MAX_DRAWN_CELLS = 20_000  # drawn cells kept (rows × columns × highlight states)
+REPAINTED_ONE_BY_ONE = 4  # changed rows update_rows repaints one by one, at most
 
 
 class KeyedTable(StatusColours, DataTable):
@@ -177,19 +178,27 @@ class KeyedTable(StatusColours, DataTable):
 
     def update_rows(self, rows: Iterable[tuple[str, Sequence[Text]]]) -> None:
         """Update the cells of rows already shown (unknown keys are ignored); the
-        order and the set of rows stay as they are."""
+        order and the set of rows stay as they are. A few changed rows are repainted
+        one by one; more are repainted with the table, at once (finding a row's place
+        costs a walk over the rows above it)."""
         with self.app.batch_update():
-            for key, cells in rows:
-                if key in self.rows:
-                    self._update(key, cells)
+            changed = [key for key, cells in rows
+                       if key in self.rows and self._update(key, cells, repaint_row=False)]
+            if len(changed) > REPAINTED_ONE_BY_ONE:
+                self.refresh()
+            else:
+                for key in changed:
+                    self.refresh_row(self.get_row_index(key))
 
-    def _update(self, key: str, cells: Sequence[Text], *, repaint_row: bool = True) -> None:
+    def _update(self, key: str, cells: Sequence[Text], *, repaint_row: bool = True) -> bool:
+        """Set the cells of row ``key`` that changed; returns whether any did."""
         # The very list of cells given last time: nothing changed (a screen that keeps
         # the cells of rows that did not change gives them again, and comparing every
         # cell of every row was most of the cost of showing a snapshot).
         if self._given.get(key) is cells:
-            return
+            return False
         self._given[key] = cells
+        version = self._version.get(key)
         changes = []
         for column, before, after in zip(self.columns.values(), self.get_row(key), cells,
                                          strict=True):
@@ -203,6 +212,7 @@ class KeyedTable(StatusColours, DataTable):
                 changes.append((column.key, after))
         if changes:
             self._set_cells_repainting_row(key, changes, repaint=repaint_row)
+        return bool(changes) or self._version.get(key) != version
 
     def _set_cells_repainting_row(self, key: str, changes: list[tuple[object, Text]], *,
                                   repaint: bool = True) -> None:
