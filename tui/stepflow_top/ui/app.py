@@ -35,7 +35,7 @@ from ..live.settings import Settings
 from ..store.locate import StorePaths
 from ..store.models import Judgement
 from ..store.text import literal
-from .commands import ExecutionCommands
+from .commands import ExecutionCommands, monitor_commands
 from .detail import DetailScreen
 from .executions import ExecutionsScreen
 from .health import HealthScreen
@@ -124,7 +124,6 @@ class StepflowTop(App):
         self.scheduler = RefreshScheduler()
         self.health_monitor = HealthMonitor(paths.database, persist=persist_history,
                                             probe=self.refresher.probe)
-        self._sampling = False
         self._tick_held = False  # a clock tick waits for the refresh on its way (_tick)
         self.integrity_every = integrity_every
         self._checking = False
@@ -151,6 +150,7 @@ class StepflowTop(App):
             self.scheduler.request()
             self.scheduler.start()
             self.post_message(SnapshotReady(first))
+            self._first_health(first)
         else:  # none, or read for another view (a status filter from the settings)
             self.request_refresh(force=True)
 
@@ -181,11 +181,16 @@ class StepflowTop(App):
             self.set_timer(delay, self._start_refresh)
 
     def _start_refresh(self) -> None:
-        self._refresh(self.request, self.scheduler.start())
+        self._refresh(self.request, self.scheduler.start(), self.held or self.snapshot)
 
     @work(thread=True, group="refresh", exit_on_error=False)
-    def _refresh(self, request: ViewRequest, force: bool) -> None:
-        self.post_message(SnapshotReady(self.refresher.refresh(request, self.clock(), force=force)))
+    def _refresh(self, request: ViewRequest, force: bool, shown) -> None:
+        # The health reading is taken here too, from the refresh's own probe sample:
+        # both land in one frame, and a refresh costs no second worker.
+        snapshot = self.refresher.refresh(request, self.clock(), force=force)
+        health = self._read_health(snapshot, shown)
+        self.post_message(SnapshotReady(snapshot))
+        self.post_message(health)
 
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
         self._arm(self.scheduler.finish())
@@ -202,24 +207,24 @@ class StepflowTop(App):
                 self.held = message.snapshot
             else:
                 self.snapshot = message.snapshot
-        self._request_health(message.snapshot.sample if message.snapshot else None)
 
     # -- health --------------------------------------------------------------
-    def _request_health(self, taken=None) -> None:
-        """A health reading after each refresh, from the refresh's own probe sample
-        when it took one."""
-        if not self._sampling:
-            self._sampling = True
-            snapshot = self.snapshot
-            journal = None if snapshot is None or snapshot.error else snapshot.journal_mode
-            self._sample_health(journal, taken)
-
     @work(thread=True, group="health", exit_on_error=False)
-    def _sample_health(self, journal_mode: str | None, taken) -> None:
-        self.post_message(HealthReady(self.health_monitor.sample(journal_mode, taken)))
+    def _first_health(self, first: StoreSnapshot) -> None:
+        """The health reading of the snapshot read before the app started."""
+        self.post_message(self._read_health(first, None))
+
+    def _read_health(self, snapshot: StoreSnapshot | None, shown: StoreSnapshot | None
+                     ) -> HealthReady:
+        """A health reading after a refresh (in its worker thread): from the refresh's
+        own probe sample when it took one (``snapshot`` not None), else the probe is
+        asked; the journal mode is the new snapshot's, else the one ``shown``."""
+        latest = snapshot if snapshot is not None else shown
+        journal = None if latest is None or latest.error else latest.journal_mode
+        taken = snapshot.sample if snapshot is not None else None
+        return HealthReady(self.health_monitor.sample(journal, taken))
 
     def on_health_ready(self, message: HealthReady) -> None:
-        self._sampling = False
         if not self.paused:
             self.health = message.state
         for warning in self.health_monitor.raised(message.state):
@@ -267,8 +272,6 @@ class StepflowTop(App):
                     markup=False, timeout=15)
         if worker.group == "refresh":
             self._arm(self.scheduler.finish())
-        elif worker.group == "health":
-            self._sampling = False
         elif worker.group == "checks":
             self._checking = False
             self.integrity_progress = None
@@ -391,19 +394,7 @@ class StepflowTop(App):
     # -- command palette -----------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        yield SystemCommand("Executions", "The executions list (key 1)",
-                            lambda: self.switch_mode("executions"))
-        yield SystemCommand("Database health", "WAL, checkpoint history, integrity (key 2)",
-                            lambda: self.switch_mode("health"))
-        yield SystemCommand("Run quick_check", "quick_check and foreign_key_check on a copy",
-                            lambda: self.start_checks("quick"))
-        yield SystemCommand("Run integrity_check", "The full check, on a copy of the database",
-                            lambda: self.start_checks("full"))
-        yield SystemCommand("Run StepFlow consistency checks",
-                            "Orphan rows, totals, stuck runs, missing or orphaned logs",
-                            lambda: self.start_checks("consistency"))
-        yield SystemCommand("Pause / resume", "Stop applying updates (key p)",
-                            self.action_toggle_pause)
+        yield from monitor_commands(self)
 
     def on_open_execution(self, message: OpenExecution) -> None:
         """Screens and the palette ask; the App navigates (no screen imports another)."""

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 from functools import partial
+from typing import TYPE_CHECKING, Iterator
 
+from textual.app import SystemCommand
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
 
@@ -21,9 +23,29 @@ from ..store.text import literal
 from ..wal.readonly import closed_wal_store
 from .messages import OpenExecution
 
+if TYPE_CHECKING:
+    from .app import StepflowTop
+
 DISCOVER = 10
 STORE_HITS = 20  # runs found in the whole store per search
 MIN_STORE_QUERY = 2  # characters before the store is searched
+
+
+def monitor_commands(app: StepflowTop) -> Iterator[SystemCommand]:
+    """The monitor's own entries in the palette's system commands."""
+    yield SystemCommand("Executions", "The executions list (key 1)",
+                        lambda: app.switch_mode("executions"))
+    yield SystemCommand("Database health", "WAL, checkpoint history, integrity (key 2)",
+                        lambda: app.switch_mode("health"))
+    yield SystemCommand("Run quick_check", "quick_check and foreign_key_check on a copy",
+                        lambda: app.start_checks("quick"))
+    yield SystemCommand("Run integrity_check", "The full check, on a copy of the database",
+                        lambda: app.start_checks("full"))
+    yield SystemCommand("Run StepFlow consistency checks",
+                        "Orphan rows, totals, stuck runs, missing or orphaned logs",
+                        lambda: app.start_checks("consistency"))
+    yield SystemCommand("Pause / resume", "Stop applying updates (key p)",
+                        app.action_toggle_pause)
 
 
 class ExecutionCommands(Provider):

@@ -22,7 +22,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from textual import work
 from textual.message import Message
 from textual.reactive import var
 
@@ -99,29 +98,22 @@ class SeveralStoresTop(StepflowTop):
         super()._notify_failures(snapshot)
 
     # -- health, per store ---------------------------------------------------
-    def _request_health(self, taken=None) -> None:
-        if self._sampling:
-            return
-        self._sampling = True
-        latest = self.held or self.snapshot
+    def _read_health(self, snapshot, shown) -> StoresHealthReady:
+        """A health reading of every store after a refresh (in its worker thread); a
+        store's own probe sample is reused only when this refresh took it."""
+        latest = snapshot if snapshot is not None else shown
         wanted: list[tuple[str | None, object]] = []
         for i in range(len(self.stores)):
             part = (latest.parts[i].snapshot if isinstance(latest, MergedSnapshot)
                     and i < len(latest.parts) else None)
             journal = None if part is None or part.error else part.journal_mode
-            # A store's own probe sample is reused only when this refresh took it.
-            fresh = taken is not None and part is not None and i in latest.fresh
+            fresh = snapshot is not None and part is not None and i in latest.fresh
             wanted.append((journal, part.sample if fresh else None))
-        self._sample_stores(tuple(wanted))
-
-    @work(thread=True, group="health", exit_on_error=False)
-    def _sample_stores(self, wanted: tuple[tuple[str | None, object], ...]) -> None:
-        self.post_message(StoresHealthReady(tuple(
+        return StoresHealthReady(tuple(
             monitor.sample(journal, taken)
-            for monitor, (journal, taken) in zip(self.health_monitors, wanted))))
+            for monitor, (journal, taken) in zip(self.health_monitors, wanted)))
 
     def on_stores_health_ready(self, message: StoresHealthReady) -> None:
-        self._sampling = False
         if not self.paused:
             self.healths = message.states
             self.health = message.states[self.health_store]
