@@ -107,28 +107,26 @@ async def test_the_watch_steps_short_while_changes_come_and_reports_across_switc
         hints.stop()
 
 
-async def test_a_stream_of_changes_is_watched_at_the_long_step_until_it_ends(tmp_path):
-    """Changes reported faster than a frame is drawn: the long step (a short one would
-    only cost CPU); the first change after the stream: the short step again."""
+async def test_a_stream_the_consumer_reports_is_watched_at_the_long_step(tmp_path):
+    """While the consumer says changes come faster than it draws them, the watch steps
+    STREAM_STEP_MS (a short step would only cost CPU), and changes are still reported
+    across the switches."""
+    import stepflow_top.live.hints as hints_module
+
     hints = Hints([tmp_path], fallback=60)
     hints.start()
-    writer = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time\n"
-        "for _ in range(40):\n"
-        "    open(sys.argv[1], 'a').write('x'); time.sleep(0.03)\n"), str(tmp_path / "s.db-wal")])
-    loop = asyncio.get_running_loop()
     try:
         await asyncio.sleep(0.3)  # the watcher thread starts
-        deadline = loop.time() + 10
-        while not hints.streaming and loop.time() < deadline:
-            await asyncio.wait_for(hints.wait(), timeout=10)
-        assert hints.streaming
-        writer.wait(timeout=30)
-        await asyncio.sleep(0.5)  # longer than STREAM_GAP_S: the stream has ended
         touch_from_another_process(tmp_path / "s.db-wal")
-        while hints.streaming and loop.time() < deadline:
-            await asyncio.wait_for(hints.wait(), timeout=10)
-        assert not hints.streaming and hints.active
+        assert await next_event(hints)
+        assert hints._step() == hints_module.ACTIVE_STEP_MS
+        hints.streaming = True
+        assert hints._step() == hints_module.STREAM_STEP_MS
+        touch_from_another_process(tmp_path / "s.db-wal")
+        assert await next_event(hints)
+        hints.streaming = False
+        touch_from_another_process(tmp_path / "s.db-wal")
+        assert await next_event(hints)
+        assert hints._step() == hints_module.ACTIVE_STEP_MS
     finally:
-        writer.kill()
         hints.stop()

@@ -13,11 +13,15 @@ steps after it happens: the step trades latency against idle CPU. Measured with
 tests/benchmarks/bench_live.py (commit to event p50, idle CPU of the TUI's watching
 thread): step 15 ms: 25 ms, 0.55 % of a core; 10 ms: 17 ms, about 0.8 %. So the step
 follows the store: ``ACTIVE_STEP_MS`` while it changes, ``IDLE_STEP_MS`` once
-``HEARTBEAT_MS`` passed without a change, and ``STREAM_STEP_MS`` under a stream of
-changes (``STREAM_REPORTS`` reports within ``STREAM_GAP_S``): a stream is drawn every 100-200 ms
-anyway, and each report costs the event loop a thread hop and a wake-up (measured
-with tests/benchmarks/bench_stream.py, 200 saves/s: about one point of a core more
-at a 10 ms step than at 15 ms). A change seen at the idle step is reported as usual and switches
+``HEARTBEAT_MS`` passed without a change, and ``STREAM_STEP_MS`` while the consumer
+says the changes come faster than it draws them (``streaming``; the TUI: refreshes
+that each found a change, each started within ``live.schedule.STREAM_GAP`` of the one
+before). Reports alone cannot tell a stream: the close of a read-only session is
+reported as ``-wal`` and ``-shm`` modified (seen with watchfiles 1.3 on Linux), so
+each commit is reported once more for every monitor that reads it. A stream is drawn
+every 100-200 ms anyway, and each report costs the event loop a thread hop and a
+wake-up (measured with tests/benchmarks/bench_stream.py, 200 saves/s: about one
+point of a core more at a 10 ms step than at 15 ms). A change seen at the idle step is reported as usual and switches
 to the active step; the watcher is started anew for each switch, and a hint is given
 with every switch, so a commit made while it starts is read too.
 """
@@ -25,8 +29,6 @@ with every switch, so a commit made while it starts is read too.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections import deque
 from pathlib import Path
 
 import watchfiles
@@ -37,10 +39,6 @@ IDLE_STEP_MS = 25  # after HEARTBEAT_MS without a change
 STREAM_STEP_MS = 25  # under a stream of changes
 HEARTBEAT_MS = 5000  # watchfiles' own default; how often folders are checked for a new
 #   identity, and how long without a change makes the store idle
-STREAM_GAP_S = 2 * WATCH_DEBOUNCE_MS / 1000  # seconds: STREAM_REPORTS reports of changes
-STREAM_REPORTS = 5  # within STREAM_GAP_S are a stream. Fewer are not: the close of a
-#   read-only session is reported as -wal and -shm modified (seen with watchfiles 1.3 on
-#   Linux), so a commit is reported once more for each monitor that reads it
 MISSING_DIR_RETRY_S = 1.0
 
 
@@ -72,8 +70,9 @@ class Hints:
         self.step_ms = step_ms  # watchfiles' step while the store changes
         self.idle_step_ms = idle_step_ms  # and once it has been quiet for HEARTBEAT_MS
         self.active = False  # a change was seen within HEARTBEAT_MS
-        self.streaming = False  # changes come faster than a frame is drawn (see _note)
-        self._reports: deque[float] = deque(maxlen=STREAM_REPORTS)
+        # Set by the consumer while the changes it reads come faster than it draws
+        # them (a stream): the watch steps STREAM_STEP_MS, from the next report on.
+        self.streaming = False
         self._changed = asyncio.Event()
         self._stop = asyncio.Event()
         self._watcher_stop = asyncio.Event()  # the running watcher's own (see _watch)
@@ -130,16 +129,7 @@ class Hints:
                 return "timer"
 
     def _note(self, changed: bool) -> None:
-        """What the watcher saw: changes (``active``; ``streaming`` when the last
-        ``STREAM_REPORTS`` reports of changes came within ``STREAM_GAP_S``) or a
-        heartbeat with none."""
-        if changed:
-            self._reports.append(time.monotonic())
-            self.streaming = (len(self._reports) == STREAM_REPORTS
-                              and self._reports[-1] - self._reports[0] < STREAM_GAP_S)
-        else:
-            self._reports.clear()
-            self.streaming = False
+        """What the watcher saw: changes, or a heartbeat with none."""
         self.active = changed
 
     def _step(self) -> int:
@@ -174,9 +164,9 @@ class Hints:
                         self._changed.set()
                     self._note(bool(changes))
                     if self._step() != step:
-                        # Changes after a quiet spell, a stream of them, or a quiet
-                        # spell after changes: watch again at the step that fits,
-                        # with a hint for whatever happened while the watcher changed.
+                        # Changes after a quiet spell, a stream starting or ending, or
+                        # a quiet spell after changes: watch again at the step that
+                        # fits, with a hint for whatever happened meanwhile.
                         self._changed.set()
                         break
                     # A watched folder deleted (and perhaps made again: the watcher

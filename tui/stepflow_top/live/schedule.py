@@ -53,6 +53,7 @@ class RefreshScheduler:
         self.armed = False
         self.pending = False
         self.pending_since_start = False  # frames back to back: their cost is a stream's
+        self.in_stream = False  # the running refresh started within STREAM_GAP of the last
         self._force = False
         self._last_start: float | None = None
         self._last_duration = 0.0
@@ -77,8 +78,8 @@ class RefreshScheduler:
         # of one stream: the next was asked for while this one ran or waited, or
         # started within STREAM_GAP of it (a change reported only after a refresh
         # ended is part of the stream too: the watch step decides when it is seen).
-        if self._cpu_at_start is not None and self._last_start is not None and (
-                self.pending_since_start or now - self._last_start <= STREAM_GAP):
+        self.in_stream = self._last_start is not None and now - self._last_start <= STREAM_GAP
+        if self._cpu_at_start is not None and (self.pending_since_start or self.in_stream):
             self.frame_cost = cpu - self._cpu_at_start
         self._cpu_at_start = cpu
         self.pending_since_start = False

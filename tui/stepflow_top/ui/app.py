@@ -56,6 +56,7 @@ if TYPE_CHECKING:  # the check runners load when a check runs, not at start-up
     from ..live.checks import CheckReport
 
 REFRESH_STEPS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # seconds, chosen with +/-
+STREAM_FRAMES = 3  # refreshes in a row, each finding a change soon after the last: a stream
 
 
 class StepflowTop(App):
@@ -125,6 +126,7 @@ class StepflowTop(App):
         self.health_monitor = HealthMonitor(paths.database, persist=persist_history,
                                             probe=self.refresher.probe)
         self._tick_held = False  # a clock tick waits for the refresh on its way (_tick)
+        self._streak = 0  # refreshes in a row that were part of a stream
         self.integrity_every = integrity_every
         self._checking = False
         self._cancel_checks = threading.Event()
@@ -193,6 +195,11 @@ class StepflowTop(App):
         self.post_message(health)
 
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
+        # Refreshes that each find a change, each soon after the last: a stream, which
+        # the file watch follows at its longer step (live.hints).
+        changed = message.snapshot is not None and self.scheduler.in_stream
+        self._streak = self._streak + 1 if changed else 0
+        self.hints.streaming = self._streak >= STREAM_FRAMES
         self._arm(self.scheduler.finish())
         if self._tick_held and not self.paused:
             self._tick_held = False
