@@ -68,9 +68,9 @@ def logs() -> dict[str, bytes]:
 async def drive(root: Path, repeat: int) -> dict[str, list[tuple[float, float]]]:
     from stepflow_top.store.locate import locate_store
     from stepflow_top.ui.app import StepflowTop
-    from stepflow_top.ui.detail import DetailScreen
-    from stepflow_top.ui.logscreen import LogScreen
-    from stepflow_top.ui.logview import LogView
+    from stepflow_top.ui.screens.detail import DetailScreen
+    from stepflow_top.ui.screens.log import LogScreen
+    from stepflow_top.ui.widgets.log_view import LogView
 
     app = StepflowTop(locate_store(root), clock=lambda: FROZEN_NOW, watch=False)
     times: dict[str, list[tuple[float, float]]] = {}

@@ -11,11 +11,11 @@ from pathlib import Path
 from conftest import FROZEN_NOW, until
 from stepflow_top.store.locate import locate_store
 from stepflow_top.ui.app import StepflowTop
-from stepflow_top.ui.detail import DetailScreen
-from stepflow_top.ui.executions import ExecutionsScreen
-from stepflow_top.ui.help import HelpScreen
-from stepflow_top.ui.logscreen import LogScreen
-from stepflow_top.ui.logview import LogView
+from stepflow_top.ui.screens.detail import DetailScreen
+from stepflow_top.ui.screens.executions import ExecutionsScreen
+from stepflow_top.ui.screens.help import HelpScreen
+from stepflow_top.ui.screens.log import LogScreen
+from stepflow_top.ui.widgets.log_view import LogView
 from stepflow_top.ui.widgets import KeyedTable, StoreBar
 
 NIGHTLY = "9705a5e2-0bff-4e5d-8f54-4c5a2ee9e36b"
@@ -272,7 +272,7 @@ def test_layers_import_only_downward():
 
 
 async def test_key_2_shows_live_wal_health_and_key_1_returns(writer):
-    from stepflow_top.ui.health import HealthScreen
+    from stepflow_top.ui.screens.health import HealthScreen
 
     app = StepflowTop(locate_store(writer.root), fallback=30)
     async with app.run_test(size=(100, 40)) as pilot:

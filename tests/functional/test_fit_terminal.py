@@ -14,8 +14,8 @@ from stepflow_top.live.state import settings_path
 from stepflow_top.store.locate import locate_store
 from stepflow_top.store.models import Artifact
 from stepflow_top.ui.app import StepflowTop
-from stepflow_top.ui.detail import DetailScreen
-from stepflow_top.ui.health import HealthScreen
+from stepflow_top.ui.screens.detail import DetailScreen
+from stepflow_top.ui.screens.health import HealthScreen
 from stepflow_top.ui.widgets import KeyedTable, StoreBar, TextPanel
 
 

@@ -9,8 +9,8 @@ import sqlite3
 from conftest import FROZEN_NOW, until
 from stepflow_top.store.locate import locate_store
 from stepflow_top.ui.app import StepflowTop
-from stepflow_top.ui.detail import DetailScreen
-from stepflow_top.ui.executions import ExecutionsScreen
+from stepflow_top.ui.screens.detail import DetailScreen
+from stepflow_top.ui.screens.executions import ExecutionsScreen
 from stepflow_top.ui.widgets import KeyedTable, StoreBar
 
 NIGHTLY = "9705a5e2-0bff-4e5d-8f54-4c5a2ee9e36b"

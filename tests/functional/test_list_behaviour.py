@@ -67,7 +67,7 @@ async def test_a_killed_service_turns_runs_lost_on_screen_and_in_the_bar(tmp_pat
 async def test_a_tick_repaints_only_the_running_steps_of_a_huge_execution(tmp_path, monkeypatch):
     import sqlite3
 
-    from stepflow_top.ui.detail import DetailScreen
+    from stepflow_top.ui.screens.detail import DetailScreen
 
     service = ServiceWriter(tmp_path / "storage")
     run = service.start("huge")
@@ -97,7 +97,7 @@ async def test_a_tick_repaints_only_the_running_steps_of_a_huge_execution(tmp_pa
 
 async def test_a_cancelled_check_is_cancelled_never_a_problem(tmp_path):
     from stepflow_top.demo.bulk import populate
-    from stepflow_top.ui.health import HealthScreen
+    from stepflow_top.ui.screens.health import HealthScreen
     from stepflow_top.wal.results import State
 
     populate(tmp_path / "big", executions=30_000)
@@ -116,7 +116,7 @@ async def test_a_cancelled_check_is_cancelled_never_a_problem(tmp_path):
 
 
 async def test_the_log_screen_follows_the_run_to_its_next_step(tmp_path):
-    from stepflow_top.ui.logscreen import LogScreen
+    from stepflow_top.ui.screens.log import LogScreen
 
     service = ServiceWriter(tmp_path / "storage")
     run = service.start("etl")

@@ -187,7 +187,7 @@ async def test_times_are_clock_times_today_dates_before_and_T_makes_them_relativ
 
 async def test_the_view_state_says_when_a_sort_covers_only_the_newest_rows(
         fixture_store, monkeypatch):
-    import stepflow_top.ui.executions as executions
+    import stepflow_top.ui.screens.executions as executions
 
     monkeypatch.setattr(executions, "SORT_SCOPE", 2)  # the fixture's 3 rows are "many"
     app = StepflowTop(locate_store(fixture_store), clock=lambda: FROZEN_NOW, watch=False)
@@ -246,7 +246,7 @@ async def test_go_anywhere_finds_a_run_that_is_not_loaded(fixture_store):
     from conftest import FROZEN_NOW, until
     from stepflow_top.store.locate import locate_store
     from stepflow_top.ui.app import StepflowTop
-    from stepflow_top.ui.detail import DetailScreen
+    from stepflow_top.ui.screens.detail import DetailScreen
     from stepflow_top.ui.widgets import KeyedTable
     from textual.command import CommandPalette
 

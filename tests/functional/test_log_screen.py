@@ -15,9 +15,9 @@ from rich.color import Color
 from stepflow_top.store.locate import locate_store
 from stepflow_top.store.logs import NEVER_WRITTEN
 from stepflow_top.ui.app import StepflowTop
-from stepflow_top.ui.detail import DetailScreen
-from stepflow_top.ui.logscreen import LogScreen
-from stepflow_top.ui.logview import LogView
+from stepflow_top.ui.screens.detail import DetailScreen
+from stepflow_top.ui.screens.log import LogScreen
+from stepflow_top.ui.widgets.log_view import LogView
 from stepflow_top.ui.messages import WatchFolder
 from stepflow_top.ui.widgets import KeyedTable
 
@@ -285,6 +285,6 @@ def test_every_binding_has_a_description():
 
 def test_the_log_screen_imports_no_app():
     """screens post messages, the App navigates: no cycle app -> … -> logscreen -> app."""
-    code = ("import sys, stepflow_top.ui.logscreen; "
+    code = ("import sys, stepflow_top.ui.screens.log; "
             "sys.exit('stepflow_top.ui.app' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

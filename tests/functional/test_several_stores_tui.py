@@ -10,9 +10,9 @@ from conftest import FIXTURE, FROZEN_NOW, copy_store, until
 from service_writer import ServiceWriter
 from stepflow_top.live.stores import row_key
 from stepflow_top.store.locate import locate_stores
-from stepflow_top.ui.detail import DetailScreen
-from stepflow_top.ui.logscreen import LogScreen
-from stepflow_top.ui.logview import LogView
+from stepflow_top.ui.screens.detail import DetailScreen
+from stepflow_top.ui.screens.log import LogScreen
+from stepflow_top.ui.widgets.log_view import LogView
 from stepflow_top.ui.several import SeveralStoresTop
 from stepflow_top.ui.widgets import KeyedTable, StoreBar
 
@@ -186,8 +186,8 @@ async def test_the_command_palette_names_the_store_and_opens_its_run(copies):
 
 
 async def test_the_health_screen_has_a_tab_per_store(copies, tmp_path):
-    from stepflow_top.ui.health import HealthScreen
-    from stepflow_top.ui.help import active_keys
+    from stepflow_top.ui.screens.health import HealthScreen
+    from stepflow_top.ui.screens.help import active_keys
     from textual.widgets import Tabs
 
     app = frozen_app(copies)

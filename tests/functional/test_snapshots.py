@@ -18,9 +18,9 @@ import pytest
 from conftest import FIXTURE, FROZEN_NOW, copy_store, until
 from stepflow_top.store.locate import locate_store
 from stepflow_top.ui.app import StepflowTop
-from stepflow_top.ui.detail import DetailScreen
-from stepflow_top.ui.logscreen import LogScreen
-from stepflow_top.ui.logview import LogView
+from stepflow_top.ui.screens.detail import DetailScreen
+from stepflow_top.ui.screens.log import LogScreen
+from stepflow_top.ui.widgets.log_view import LogView
 from stepflow_top.ui.widgets import KeyedTable
 
 SHELL_BUILD = "b98c3c75-fc75-42c2-8a8e-0ba7e891ab26"

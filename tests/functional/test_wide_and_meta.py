@@ -14,9 +14,9 @@ from service_writer import ServiceWriter
 from stepflow_top.store.locate import locate_store
 from stepflow_top.store.models import Execution, Status
 from stepflow_top.ui.app import StepflowTop
-from stepflow_top.ui.detail import DetailScreen
-from stepflow_top.ui.executions import ExecutionsScreen
-from stepflow_top.ui.logscreen import LogScreen
+from stepflow_top.ui.screens.detail import DetailScreen
+from stepflow_top.ui.screens.executions import ExecutionsScreen
+from stepflow_top.ui.screens.log import LogScreen
 from stepflow_top.ui.widgets import KeyedTable, TextPanel
 
 MESSAGE = "Critical step failed: Model Evaluation - accuracy 0.71 below the 0.80 threshold"

@@ -1,4 +1,4 @@
-"""How the executions list shares a terminal's width (ui/executions.py fit_columns):
+"""How the executions list shares a terminal's width (ui/list_columns.py fit_columns):
 the name is cut last, Exit never pushed off, wide windows open the error message and
 then tags; and the cells' texts for progress and estimates (ui/progress.py)."""
 

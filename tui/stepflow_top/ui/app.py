@@ -36,11 +36,11 @@ from ..store.locate import StorePaths
 from ..store.models import Judgement
 from ..store.text import literal
 from .commands import ExecutionCommands, monitor_commands
-from .detail import DetailScreen
-from .executions import ExecutionsScreen
-from .health import HealthScreen
-from .help import HelpScreen
-from .logscreen import LogScreen
+from .screens.detail import DetailScreen
+from .screens.executions import ExecutionsScreen
+from .screens.health import HealthScreen
+from .screens.help import HelpScreen
+from .screens.log import LogScreen
 from .messages import (
     CheckProgress,
     ChecksDone,

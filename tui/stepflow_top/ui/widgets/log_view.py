@@ -18,8 +18,8 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from ..store.ansi import Colour, Rendition
-from ..store.loglines import Level, LogLine
+from ...store.ansi import Colour, Rendition
+from ...store.loglines import Level, LogLine
 
 MATCH_STYLE = Style(bgcolor="yellow", color="black")
 CURRENT_STYLE = Style(bgcolor="dark_orange", color="black", bold=True)

@@ -12,12 +12,12 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, TabbedContent, TabPane
 
-from .. import formatting
-from ..store.models import ExecutionDetail, Judgement, StepView
-from ..store.text import literal
-from .messages import OpenLog, WatchFolder
-from .progress import progress_cell, timing
-from .widgets import KeyedTable, StoreBar, TextPanel, cell
+from ... import formatting
+from ...store.models import ExecutionDetail, Judgement, StepView
+from ...store.text import literal
+from ..messages import OpenLog, WatchFolder
+from ..progress import progress_cell, timing
+from ..widgets import KeyedTable, StoreBar, TextPanel, cell
 
 STEP_COLUMNS = (("index", "#"), ("name", "Step"), ("status", "Status"),
                 ("progress", "Progress"), ("started", "Started"), ("duration", "Duration"),

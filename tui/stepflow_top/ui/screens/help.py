@@ -9,8 +9,8 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
 
-from ..store.models import Status
-from .widgets import BAR_ORDER, TextPanel
+from ...store.models import Status
+from ..widgets import BAR_ORDER, TextPanel
 
 READ_ONLY_NOTE = (
     "stepflow-top is read-only by construction: it opens the database with mode=ro and "

@@ -21,16 +21,16 @@ from textual.widgets import (
     Tabs,
 )
 
-from .. import formatting
-from ..live.health import HealthState
-from ..live.stores import MergedSnapshot
-from ..store.text import literal
-from ..wal.history import CheckpointEvent
-from ..wal.results import State
-from .widgets import KeyedTable, StoreBar, TextPanel, cell
+from ... import formatting
+from ...live.health import HealthState
+from ...live.stores import MergedSnapshot
+from ...store.text import literal
+from ...wal.history import CheckpointEvent
+from ...wal.results import State
+from ..widgets import KeyedTable, StoreBar, TextPanel, cell
 
 if TYPE_CHECKING:
-    from ..live.checks import CheckReport
+    from ...live.checks import CheckReport
 
 VERDICTS = {  # a check's state: symbol and word, never colour alone (UX.md #8)
     State.OK: ("✓ healthy", "bold green"),

@@ -12,16 +12,16 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input
 
-from .. import formatting
-from ..live.refresher import ViewRequest
-from ..live.settings import SORTS
-from ..live.stores import MergedSnapshot, Row, split_key
-from ..store import filters
-from ..store.models import FINAL_EXECUTION, Execution, Judgement, Status
-from ..store.order import SORT_SCOPE
-from ..store.stepmeta import parse_step_meta
-from ..store.text import literal
-from .list_columns import (
+from ... import formatting
+from ...live.refresher import ViewRequest
+from ...live.settings import SORTS
+from ...live.stores import MergedSnapshot, Row, split_key
+from ...store import filters
+from ...store.models import FINAL_EXECUTION, Execution, Judgement, Status
+from ...store.order import SORT_SCOPE
+from ...store.stepmeta import parse_step_meta
+from ...store.text import literal
+from ..list_columns import (
     COLUMNS,
     LABELS,
     PROGRESS_ROOM,
@@ -33,10 +33,10 @@ from .list_columns import (
     shows_progress,
     tags_text,
 )
-from .messages import OpenExecution
-from .progress import step_suffix
-from .widgets import KeyedTable, StoreBar, TextPanel, cell
-from .widgets.sight import in_sight
+from ..messages import OpenExecution
+from ..progress import step_suffix
+from ..widgets import KeyedTable, StoreBar, TextPanel, cell
+from ..widgets.sight import in_sight
 
 STATUS_CYCLE = (None, Status.RUNNING, Status.STALLED, Status.LOST, Status.FAILED,
                 Status.COMPLETED, Status.CANCELLED)

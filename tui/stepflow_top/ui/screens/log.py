@@ -15,9 +15,9 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Input
 
-from .. import formatting
-from ..store.loglines import MAX_LINE_CHARS, Level, LogLine
-from ..store.logs import (
+from ... import formatting
+from ...store.loglines import MAX_LINE_CHARS, Level, LogLine
+from ...store.logs import (
     NEVER_WRITTEN,
     LogRead,
     LogRefused,
@@ -25,12 +25,12 @@ from ..store.logs import (
     open_log,
     read_log,
 )
-from ..store.models import FINAL_EXECUTION, Execution, Step, StepView, step_label
-from ..store.text import literal
-from .logview import LogView
-from .messages import FilesChanged, WatchFolder
-from .progress import progress_cell, timing
-from .widgets import StoreBar, TextPanel
+from ...store.models import FINAL_EXECUTION, Execution, Step, StepView, step_label
+from ...store.text import literal
+from ..messages import FilesChanged, WatchFolder
+from ..progress import progress_cell, timing
+from ..widgets import StoreBar, TextPanel
+from ..widgets.log_view import LogView
 
 DEFAULT_PAGER = "less -R"
 
