@@ -186,7 +186,7 @@ class StepflowTop(App):
         self._refresh(self.request, self.scheduler.start(), self.held or self.snapshot)
 
     @work(thread=True, group="refresh", exit_on_error=False)
-    def _refresh(self, request: ViewRequest, force: bool, shown) -> None:
+    def _refresh(self, request: ViewRequest, force: bool, shown: StoreSnapshot | None) -> None:
         # The health reading is taken here too, from the refresh's own probe sample:
         # both land in one frame, and a refresh costs no second worker.
         snapshot = self.refresher.refresh(request, self.clock(), force=force)

@@ -35,7 +35,7 @@ class KeyedTable(StatusColours, DataTable):
     its signature of Textual 8.2) to keep drawn cells by their look;
     tests/functional/test_keyed_table.py fails when a Textual release renames it or
     stops calling it per cell. Two more places rely on what public calls do, each
-    guarded by a test: ``_set_cells_repainting_row`` on ``update_cell`` asking for a
+    guarded by a test: ``_set_cell`` on ``update_cell`` asking for a
     bare repaint (tests/functional/test_keyed_table.py), ``relabel`` on a sort drawing
     the header anew (tests/functional/test_keyed_table.py).
 
@@ -55,9 +55,9 @@ class KeyedTable(StatusColours, DataTable):
         Binding("G,end", "scroll_bottom", "Last row", show=False),
     ]
 
-    # The row index whose cells are being set: update_cell's repaint of the whole
-    # table is replaced by a repaint of that row while it is not None.
-    _row_only: int | None = None
+    # True while _set_cell sets a cell: update_cell's repaint of the whole table is
+    # dropped, and the caller repaints the rows that changed (_repaint).
+    _setting_cell = False
     # True while show_rows removes rows: remove_row asks for a layout of the whole
     # screen, which repaints and re-sends every line of it (the footer, the store bar,
     # the scrollbar) with each run that scrolls out of a busy list. A repaint of the
@@ -148,8 +148,7 @@ class KeyedTable(StatusColours, DataTable):
         keys = [key for key, _ in rows]
         wanted = set(keys)
         selected = self.cursor_key
-        # Rows that come, go or move: the whole table is repainted once, and the rows
-        # whose cells changed need no repaint of their own.
+        # Rows that come, go or move: the whole table is repainted, once.
         moved = keys != [row.key.value for row in self.ordered_rows]
         with self.app.batch_update():
             self._removing = True
@@ -160,16 +159,16 @@ class KeyedTable(StatusColours, DataTable):
                     self._given.pop(row_key.value, None)
             finally:
                 self._removing = False
+            changed = []
             for key, cells in rows:
-                if key in self.rows:
-                    self._update(key, cells, repaint_row=not moved)
-                else:
+                if key not in self.rows:
                     self.add_row(*cells, key=key)
                     self._version[key] = next(self._versions)
                     self._given[key] = cells
+                elif self._update(key, cells):
+                    changed.append(key)
             self._order(keys)
-            if moved:
-                self.refresh()
+            self._repaint(changed, everything=moved)
             target = follow or selected
             if target is not None and target in wanted:
                 row = self.get_row_index(target)
@@ -178,67 +177,64 @@ class KeyedTable(StatusColours, DataTable):
 
     def update_rows(self, rows: Iterable[tuple[str, Sequence[Text]]]) -> None:
         """Update the cells of rows already shown (unknown keys are ignored); the
-        order and the set of rows stay as they are. A few changed rows are repainted
-        one by one; more are repainted with the table, at once (finding a row's place
-        costs a walk over the rows above it)."""
+        order and the set of rows stay as they are."""
         with self.app.batch_update():
-            changed = [key for key, cells in rows
-                       if key in self.rows and self._update(key, cells, repaint_row=False)]
-            if len(changed) > REPAINTED_ONE_BY_ONE:
-                self.refresh()
-            else:
-                for key in changed:
-                    self.refresh_row(self.get_row_index(key))
+            self._repaint([key for key, cells in rows
+                           if key in self.rows and self._update(key, cells)])
 
-    def _update(self, key: str, cells: Sequence[Text], *, repaint_row: bool = True) -> bool:
-        """Set the cells of row ``key`` that changed; returns whether any did."""
+    def _repaint(self, changed: list[str], *, everything: bool = False) -> None:
+        """Repaint the rows whose cells changed: a few one by one, more (or
+        ``everything``: rows came, went or moved) with the table, at once (finding a
+        row's place costs a walk over the rows above it)."""
+        if everything or len(changed) > REPAINTED_ONE_BY_ONE:
+            self.refresh()
+        else:
+            for key in changed:
+                self.refresh_row(self.get_row_index(key))
+
+    def _update(self, key: str, cells: Sequence[Text]) -> bool:
+        """Set the cells of row ``key`` that changed, without a repaint; returns
+        whether any did."""
         # The very list of cells given last time: nothing changed (a screen that keeps
         # the cells of rows that did not change gives them again, and comparing every
         # cell of every row was most of the cost of showing a snapshot).
         if self._given.get(key) is cells:
             return False
         self._given[key] = cells
-        version = self._version.get(key)
-        changes = []
+        changed = False
         for column, before, after in zip(self.columns.values(), self.get_row(key), cells,
                                          strict=True):
             if before is after or before == after:
                 continue
-            self._version[key] = next(self._versions)
+            changed = True
             if after.cell_len > column.content_width:
                 # The column must grow: re-measuring repaints the whole table.
                 self.update_cell(key, column.key, after, update_width=True)
             else:
-                changes.append((column.key, after))
-        if changes:
-            self._set_cells_repainting_row(key, changes, repaint=repaint_row)
-        return bool(changes) or self._version.get(key) != version
+                self._set_cell(key, column.key, after)
+        if changed:
+            self._version[key] = next(self._versions)
+        return changed
 
-    def _set_cells_repainting_row(self, key: str, changes: list[tuple[object, Text]], *,
-                                  repaint: bool = True) -> None:
+    def _set_cell(self, key: str, column_key: object, value: Text) -> None:
         # update_cell repaints the whole table: a ticking elapsed time would re-send
         # every visible row to the terminal each second (measured: 8.9 KB/s against
         # 0.3 KB/s for the row alone). DataTable has no public way to set a cell
         # without that repaint, so the repaint it asks for (a bare refresh()) is
-        # turned into a repaint of the row. This relies on update_cell asking for a
-        # bare refresh and nothing else (Textual 8.2). ``repaint`` False: the caller
-        # repaints the whole table anyway.
-        row = self.get_row_index(key)
-        self._row_only = row
+        # dropped and the caller repaints what changed (_repaint). This relies on
+        # update_cell asking for a bare refresh and nothing else (Textual 8.2).
+        self._setting_cell = True
         try:
-            for column_key, value in changes:
-                self.update_cell(key, column_key, value)
+            self.update_cell(key, column_key, value)
         finally:
-            self._row_only = None
-        if repaint:
-            self.refresh_row(row)
+            self._setting_cell = False
 
     def refresh(self, *regions: Region, repaint: bool = True, layout: bool = False,
                 recompose: bool = False) -> KeyedTable:
         """Widget.refresh, except for the bare repaint ``update_cell`` asks for while
-        ``_set_cells_repainting_row`` sets cells (that method repaints the row), and
-        the layout ``remove_row`` asks for while ``show_rows`` removes rows (a repaint)."""
-        if self._row_only is not None and not (regions or layout or recompose):
+        ``_set_cell`` sets a cell (the caller repaints what changed), and the layout
+        ``remove_row`` asks for while ``show_rows`` removes rows (a repaint)."""
+        if self._setting_cell and not (regions or layout or recompose):
             return self
         if self._removing and layout and not (regions or recompose):
             layout = False
