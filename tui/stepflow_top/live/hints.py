@@ -1,29 +1,31 @@
 """Hints that the store may have changed: watchfiles events, else a timer.
 
 A hint is only a hint: the refresher confirms it with the change token (the probe's
-``-shm`` header and file stats) before it queries anything. Watching is non-recursive on the database folder (a commit
-modifies ``-wal``, a checkpoint the database file; ``-shm`` is never reported,
-SQLITE_WAL.md §7) plus any extra folders a view asks for (an open execution's log
-folder).
+``-shm`` header and file stats) before it queries anything. Watching is non-recursive
+on the database folder (a commit modifies ``-wal``, a checkpoint the database file;
+``-shm`` is never reported, SQLITE_WAL.md §7) plus any extra folders a view asks for
+(an open execution's log folder).
 
 watchfiles' Rust loop looks for events every ``step`` milliseconds and takes the GIL
 each time, and it hands over a change only after a step that saw no newer one
 (watchfiles src/lib.rs, ``RustNotify.watch``), so a commit is reported one to two
 steps after it happens: the step trades latency against idle CPU. Measured with
-tests/benchmarks/bench_live.py (commit to event p50, idle CPU of the TUI's watching
-thread): step 15 ms: 25 ms, 0.55 % of a core; 10 ms: 17 ms, about 0.8 %. So the step
-follows the store: ``ACTIVE_STEP_MS`` while it changes, ``IDLE_STEP_MS`` once
-``HEARTBEAT_MS`` passed without a change, and ``STREAM_STEP_MS`` while the consumer
-says the changes come faster than it draws them (``streaming``; the TUI: refreshes
-that each found a change, each started within ``live.schedule.STREAM_GAP`` of the one
-before). Reports alone cannot tell a stream: the close of a read-only session is
-reported as ``-wal`` and ``-shm`` modified (seen with watchfiles 1.3 on Linux), so
-each commit is reported once more for every monitor that reads it. A stream is drawn
-every 100-200 ms anyway, and each report costs the event loop a thread hop and a
-wake-up (measured with tests/benchmarks/bench_stream.py, 200 saves/s: about one
-point of a core more at a 10 ms step than at 15 ms). A change seen at the idle step is reported as usual and switches
-to the active step; the watcher is started anew for each switch, and a hint is given
-with every switch, so a commit made while it starts is read too.
+tests/benchmarks/bench_live.py, commit to event p50 and idle CPU of the TUI: step
+10 ms: 17 ms, 0.95 % of a core; 15 ms: 25 ms, 0.75 %; 20 ms: 33 ms, 0.60 % (the
+watching thread alone, from /proc/PID/task: 0.55 % at 15 ms, 0.30 % at 25 ms).
+
+So the step follows the store: ``ACTIVE_STEP_MS`` while it changes, ``IDLE_STEP_MS``
+once ``HEARTBEAT_MS`` passed without a change, and ``STREAM_STEP_MS`` while the
+consumer says the changes come faster than it draws them (``streaming``; the TUI:
+refreshes that each found a change, each started within ``live.schedule.STREAM_GAP``
+of the one before). Reports alone cannot tell a stream: the close of a read-only
+session is reported as ``-wal`` and ``-shm`` modified (seen with watchfiles 1.3 on
+Linux), so each commit is reported once more for every monitor that reads it. A
+stream is drawn every 100-200 ms anyway, and each report costs the event loop a thread
+hop and a wake-up (tests/benchmarks/bench_stream.py, 200 saves/s: about one point of a
+core more at a 10 ms step than at 15 ms). A change seen at the idle step is reported as
+usual and switches to the active step; the watcher is started anew for each switch,
+and a hint is given with every switch, so a commit made while it starts is read too.
 """
 
 from __future__ import annotations

@@ -13,7 +13,10 @@ Rules (DESIGN.md "Data flow", promises 2 and 9):
   ``MAX_INTERVAL`` (so the newest state is on screen within about a quarter of a second
   of its commit, even when the share cannot be kept). Measured with
   tests/benchmarks/bench_stream.py under 200 saves/s, a fixed 4 frames a second cost
-  27-35 % of a core;
+  27-35 % of a core. A frame belongs to a stream when a change was reported while it
+  ran or waited, or when it started within ``STREAM_GAP`` of the last (the watch may
+  report a stream's commits only after each refresh: such frames were once drawn ten
+  times a second, at twice the CPU);
 * the writer gets a gap at least as long as the last refresh took before
   the next one starts (a slow refresh must not turn into back-to-back snapshots that
   starve the writer's checkpoints);
