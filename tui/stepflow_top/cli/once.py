@@ -14,6 +14,7 @@ from ..live.writer import format_offset
 from ..store.locate import StorePaths
 from ..store.models import Status
 from ..store.text import literal
+from ..wal.probe import Probe, start_probes
 from . import fail
 
 if TYPE_CHECKING:
@@ -30,7 +31,12 @@ def run_once(stores: list[StorePaths], args: argparse.Namespace) -> int:
     per store and ``--json`` prints ``{"stores": [...]}`` (one document each, its
     ``store.name`` saying which); with one, the document alone."""
     several = len(stores) > 1
-    taken = [(paths, _take(paths, args)) for paths in stores]
+    probes = start_probes(len(stores))  # their start overlaps the imports _take does
+    try:
+        taken = [(paths, _take(paths, args, probe)) for paths, probe in zip(stores, probes)]
+    finally:
+        for probe in probes:
+            probe.close()
     if args.execution is not None:
         return _print_execution(taken, args.execution)
     failed = False
@@ -69,10 +75,11 @@ def run_once(stores: list[StorePaths], args: argparse.Namespace) -> int:
     return 2 if failed else 0
 
 
-def _take(paths: StorePaths, args: argparse.Namespace) -> StoreSnapshot:
+def _take(paths: StorePaths, args: argparse.Namespace, probe: Probe) -> StoreSnapshot:
     from ..live.refresher import Refresher, ViewRequest
 
-    refresher = Refresher(paths, stall_after=args.stall_after, writer_tz=args.writer_tz)
+    refresher = Refresher(paths, stall_after=args.stall_after, writer_tz=args.writer_tz,
+                          probe=probe)
     try:
         request = ViewRequest(limit=args.limit, execution_id=args.execution)
         return refresher.refresh(request, datetime.now(), force=True, tables=True)

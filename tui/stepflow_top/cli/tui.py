@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Callable
 
 from ..store.locate import StorePaths
-from ..wal.probe import Probe, ProbeError
+from ..wal.probe import Probe, start_probes
 
 
 def run_app(stores: StorePaths | list[StorePaths], args: argparse.Namespace,
@@ -18,14 +18,9 @@ def run_app(stores: StorePaths | list[StorePaths], args: argparse.Namespace,
     its exit status. ``on_hang_up`` is called if the terminal goes away."""
     if isinstance(stores, StorePaths):
         stores = [stores]
-    # The probe processes start first: their interpreters start (~70 ms) while this
-    # one imports the rest, and the first refresh need not wait for them.
-    probes = [Probe() for _ in stores]
-    for probe in probes:
-        try:
-            probe.start()
-        except ProbeError:
-            pass  # the first sample tries again, and says what failed
+    # The probe processes start first: their interpreters start while this one
+    # imports the rest, and the first refresh need not wait for them.
+    probes = start_probes(len(stores))
     try:
         return _run(stores, probes, args, on_hang_up)
     finally:
