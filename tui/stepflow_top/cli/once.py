@@ -14,7 +14,7 @@ from ..live.writer import format_offset
 from ..store.locate import StorePaths
 from ..store.models import Status
 from ..store.text import literal
-from ..wal.probe import Probe, start_probes
+from ..wal.probe import Probe, started_probes
 from . import fail
 
 if TYPE_CHECKING:
@@ -31,12 +31,8 @@ def run_once(stores: list[StorePaths], args: argparse.Namespace) -> int:
     per store and ``--json`` prints ``{"stores": [...]}`` (one document each, its
     ``store.name`` saying which); with one, the document alone."""
     several = len(stores) > 1
-    probes = start_probes(len(stores))  # their start overlaps the imports _take does
-    try:
+    with started_probes(len(stores)) as probes:  # they start while _take imports
         taken = [(paths, _take(paths, args, probe)) for paths, probe in zip(stores, probes)]
-    finally:
-        for probe in probes:
-            probe.close()
     if args.execution is not None:
         return _print_execution(taken, args.execution)
     failed = False

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Callable
 
 from ..store.locate import StorePaths
-from ..wal.probe import Probe, start_probes
+from ..wal.probe import Probe, started_probes
 
 
 def run_app(stores: StorePaths | list[StorePaths], args: argparse.Namespace,
@@ -20,12 +20,8 @@ def run_app(stores: StorePaths | list[StorePaths], args: argparse.Namespace,
         stores = [stores]
     # The probe processes start first: their interpreters start while this one
     # imports the rest, and the first refresh need not wait for them.
-    probes = start_probes(len(stores))
-    try:
+    with started_probes(len(stores)) as probes:
         return _run(stores, probes, args, on_hang_up)
-    finally:
-        for probe in probes:
-            probe.close()
 
 
 def _run(stores: list[StorePaths], probes: list[Probe], args: argparse.Namespace,

@@ -130,10 +130,6 @@ class Hints:
             if rearmed not in done:
                 return "timer"
 
-    def _note(self, changed: bool) -> None:
-        """What the watcher saw: changes, or a heartbeat with none."""
-        self.active = changed
-
     def _step(self) -> int:
         """watchfiles' step for what was seen last (see the module docstring)."""
         if self.streaming:
@@ -164,7 +160,7 @@ class Hints:
                 ):
                     if changes:
                         self._changed.set()
-                    self._note(bool(changes))
+                    self.active = bool(changes)  # else a heartbeat: quiet since
                     if self._step() != step:
                         # Changes after a quiet spell, a stream starting or ending, or
                         # a quiet spell after changes: watch again at the step that

@@ -144,6 +144,9 @@ class Refresher:
         self.probe = probe or Probe()
         self._own_probe = probe is None
         self._token: tuple | None = None
+        # The probe sample the last refresh took (None: it took none), also when it
+        # found nothing changed: the health reading after it need not ask again.
+        self.last_sample: WalSample | None = None
         self._last_request: ViewRequest | None = None
         self._identity: tuple[int, int] | None = None
         self._offset: tuple[timedelta, str] | None = None
@@ -162,6 +165,7 @@ class Refresher:
         local naive time; ``tables`` also counts step and artifact rows. Never raises
         for a store that cannot be read: the snapshot's ``error`` says why."""
         with self._lock:
+            self.last_sample = None
             if self._closed:
                 return None
             try:
@@ -191,7 +195,7 @@ class Refresher:
             self.tracker.reset()
             self._offset = None
             self._identity = identity
-        sample = self._sample()
+        sample = self.last_sample = self._sample()
         token = _change_token(database, sample)
         immutable = closed_wal_store(database, sample.wal_mode if sample else None)
         unseen: list[dict] = []

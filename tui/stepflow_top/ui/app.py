@@ -223,12 +223,12 @@ class StepflowTop(App):
 
     def _read_health(self, snapshot: StoreSnapshot | None, shown: StoreSnapshot | None
                      ) -> HealthReady:
-        """A health reading after a refresh (in its worker thread): from the refresh's
-        own probe sample when it took one (``snapshot`` not None), else the probe is
-        asked; the journal mode is the new snapshot's, else the one ``shown``."""
+        """A health reading after a refresh (in its worker thread): from the probe
+        sample the refresh took, also when it found nothing changed (else the probe is
+        asked); the journal mode is the new snapshot's, else the one ``shown``."""
         latest = snapshot if snapshot is not None else shown
         journal = None if latest is None or latest.error else latest.journal_mode
-        taken = snapshot.sample if snapshot is not None else None
+        taken = snapshot.sample if snapshot is not None else self.refresher.last_sample
         return HealthReady(self.health_monitor.sample(journal, taken))
 
     def on_health_ready(self, message: HealthReady) -> None:

@@ -24,8 +24,9 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from .files import NotRegular, open_regular
 from .format import (
@@ -382,18 +383,23 @@ class Probe:
             self._kill()
 
 
-def start_probes(count: int) -> list[Probe]:
-    """``count`` probes whose children are starting now, for a caller about to import
-    the rest of what it needs: their interpreters start (about 70 ms) meanwhile. A child
+@contextmanager
+def started_probes(count: int) -> Iterator[list[Probe]]:
+    """``count`` probes whose children start now, for a caller about to import the
+    rest of what it needs: their interpreters start (about 70 ms) meanwhile. A child
     that cannot start is tried again at its first sample, which says what failed. The
-    caller closes them."""
+    probes are closed on leaving."""
     probes = [Probe() for _ in range(count)]
-    for probe in probes:
-        try:
-            probe.start()
-        except ProbeError:
-            pass
-    return probes
+    try:
+        for probe in probes:
+            try:
+                probe.start()
+            except ProbeError:
+                pass
+        yield probes
+    finally:
+        for probe in probes:
+            probe.close()
 
 
 def sample_once(
