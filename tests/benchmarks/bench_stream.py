@@ -20,7 +20,8 @@ each monitor draws). Two phases, each with a writer in its own process:
 With ``--peer-tree PATH`` the peer is another checkout's ``tui/`` (e.g. the previous
 release, or the tree before a change) instead of the 1 s poller, so before and after run
 side by side and noise hits both. ``--repeats N`` runs every phase N times (interleaved)
-and reports medians.
+and reports medians; ``--only stream,quiet`` runs just those phases (of stream, quiet,
+idle, first).
 
 Issue 8's targets: stream ≤ 15 % of a core, ≤ 30 KB/s, newest state within 250 ms;
 quiet p50 ≤ 40 ms, p95 ≤ 100 ms; idle < 1 % of a core; first rows on 100k ≤ 0.8 s.
@@ -245,27 +246,38 @@ def main() -> int:
         peer_tree = Path(sys.argv[sys.argv.index("--peer-tree") + 1])
         PEER_NAME = f"peer {peer_tree}"
     repeats = int(sys.argv[sys.argv.index("--repeats") + 1]) if "--repeats" in sys.argv else 1
+    # --only stream,quiet: just those phases (of stream, quiet, idle, first)
+    only = (set(sys.argv[sys.argv.index("--only") + 1].split(",")) if "--only" in sys.argv
+            else {"stream", "quiet", "idle", "first"})
     tmp = Path(tempfile.mkdtemp(prefix="stepflow-stream-"))
     try:
         runs: dict[str, list[dict]] = {"stream": [], "quiet": [], "idle": [], "first": []}
-        populate(tmp / "idle", executions=1000)  # one running step: its elapsed time ticks
-        populate(tmp / "100k", executions=100_000)
+        if "idle" in only:
+            populate(tmp / "idle", executions=1000)  # one running step: its elapsed time ticks
+        if "first" in only:
+            populate(tmp / "100k", executions=100_000)
         for repeat in range(repeats):
             for mode in ("stream", "quiet"):
+                if mode not in only:
+                    continue
                 root = tmp / f"{mode}{repeat}"
                 populate(root, executions=1000)
                 print(f"[{mode} {repeat + 1}/{repeats}] running …", file=sys.stderr, flush=True)
                 runs[mode].append(run_phase(root, mode, peer_tree))
-            print(f"[idle, first rows {repeat + 1}/{repeats}] running …", file=sys.stderr,
-                  flush=True)
-            runs["idle"].append(measure_idle(tmp / "idle", peer_tree))
-            runs["first"].append(measure_first_rows(tmp / "100k", peer_tree, repeat % 2 == 1))
+            if "idle" in only:
+                print(f"[idle {repeat + 1}/{repeats}] running …", file=sys.stderr, flush=True)
+                runs["idle"].append(measure_idle(tmp / "idle", peer_tree))
+            if "first" in only:
+                print(f"[first rows {repeat + 1}/{repeats}] running …", file=sys.stderr,
+                      flush=True)
+                runs["first"].append(measure_first_rows(tmp / "100k", peer_tree,
+                                                        repeat % 2 == 1))
     finally:
         live.cleanup()
         shutil.rmtree(tmp, ignore_errors=True)
-    results = {phase: median_figures(found) for phase, found in runs.items()}
+    results = {phase: median_figures(found) for phase, found in runs.items() if found}
     print(json.dumps({"medians": results, "runs": runs}, indent=2))
-    s, q, i, f = results["stream"], results["quiet"], results["idle"], results["first"]
+    s, q, i, f = (results.get(p, {}) for p in ("stream", "quiet", "idle", "first"))
     ours, peer = "stepflow-top", PEER_NAME
     rows = [
         ("stream: CPU of the process tree", "cpu_pct", s, "{:.1f} %", "≤ 15 %"),
@@ -283,11 +295,14 @@ def main() -> int:
     print(f"\nMedians of {repeats} run(s).\n\n| figure | {ours} | {peer} | target |\n"
           "|---|--:|--:|---|")
     for label, key, phase, fmt, target in rows:
+        if not phase:  # not run (--only)
+            continue
         theirs = phase.get(peer, {}).get(key)
         print(f"| {label} | {fmt.format(phase[ours][key])} | "
               f"{'—' if theirs is None else fmt.format(theirs)} | {target} |")
-    print(f"\n{s[ours]['executions']:.0f} executions in the stream phase, "
-          f"{q[ours]['executions']:.0f} in the quiet one.")
+    for name, phase in (("stream", s), ("quiet", q)):
+        if phase:
+            print(f"\n{phase[ours]['executions']:.0f} executions in the {name} phase.")
     return 0
 
 

@@ -185,7 +185,9 @@ class StepflowTop(App):
     def _start_refresh(self) -> None:
         self._refresh(self.request, self.scheduler.start(), self.held or self.snapshot)
 
-    @work(thread=True, group="refresh", exit_on_error=False)
+    # A description of our own: without one, Textual repr()s the arguments (a whole
+    # snapshot) on the UI thread for every refresh, ~2 ms a frame under a stream.
+    @work(thread=True, group="refresh", exit_on_error=False, description="refresh")
     def _refresh(self, request: ViewRequest, force: bool, shown: StoreSnapshot | None) -> None:
         # The health reading is taken here too, from the refresh's own probe sample:
         # both land in one frame, and a refresh costs no second worker.
@@ -216,7 +218,7 @@ class StepflowTop(App):
                 self.snapshot = message.snapshot
 
     # -- health --------------------------------------------------------------
-    @work(thread=True, group="health", exit_on_error=False)
+    @work(thread=True, group="health", exit_on_error=False, description="first health")
     def _first_health(self, first: StoreSnapshot) -> None:
         """The health reading of the snapshot read before the app started."""
         self.post_message(self._read_health(first, None))

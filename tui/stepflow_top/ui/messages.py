@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class FilesChanged(Message):
+class FilesChanged(Message, bubble=False):
     """A file-event hint arrived; the App posts it to the current screen (log views
     re-check their file)."""
 

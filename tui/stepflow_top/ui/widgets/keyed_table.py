@@ -249,24 +249,27 @@ class KeyedTable(StatusColours, DataTable):
         re-renders every visible cell (measured: 20-40 ms per frame, most of the TUI's
         CPU under a busy writer). Here a cell is drawn again only when no cell with
         the same text, spans, style, width and highlight was drawn before: a new row
-        mostly repeats cells already drawn ("● running", a user, a step name), and a
-        row that moved repeats its own. A cell drawn at another place gets that place
+        mostly repeats cells already drawn ("● running", a user, a step name), a
+        row that moved repeats its own, and the header repeats itself. A cell drawn at another place gets that place
         put into its segments' mouse meta (``{"row", "column"}``, which DataTable reads
         on clicks). This overrides DataTable's one private rendering method with its
         signature of Textual 8.2 (tests/functional/test_keyed_table.py fails when it changes).
         """
-        if (row_index < 0 or column_index < 0 or row_index < self.fixed_rows
-                or column_index < self.fixed_columns or hover):
-            # The header, labels and fixed cells; and the row under the mouse, whose
-            # look also depends on whether DataTable shows the hover (it keeps that
-            # to itself): DataTable's own drawing and caches.
+        header = row_index == -1
+        if (hover or row_index < -1 or column_index < max(0, self.fixed_columns)
+                or 0 <= row_index < self.fixed_rows):
+            # Labels and fixed cells; and the cell under the mouse, whose look also
+            # depends on whether DataTable shows the hover (it keeps that to itself):
+            # DataTable's own drawing and caches.
             return super()._render_cell(row_index, column_index, base_style, width,
                                         cursor, hover)
-        value = self.get_cell_at(Coordinate(row_index, column_index))
-        look = _cell_look(value)
+        look = _cell_look(self.ordered_columns[column_index].label if header
+                          else self.get_cell_at(Coordinate(row_index, column_index)))
         if look is None:
             return super()._render_cell(row_index, column_index, base_style, width,
                                         cursor, hover)
+        if header:  # drawn in the header's style and height
+            look = ("header", self.header_height, look)
         frame = self._frame if self._frame is not None else self._frame_look()
         key = (look, base_style, width, cursor, self.show_cursor, frame[2])
         drawn = self._drawn.get(key)

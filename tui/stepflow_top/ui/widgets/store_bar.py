@@ -61,6 +61,7 @@ class StoreBar(TextPanel):
 
     _lines = -1  # newlines in the text shown
     _stale = False  # something changed while its screen was under another one
+    _due = False  # a drawing is on its way
 
     def on_mount(self) -> None:
         self.app.screen_change_signal.subscribe(self, self._screen_changed)
@@ -78,6 +79,14 @@ class StoreBar(TextPanel):
             self._redraw()
 
     def _redraw(self, _value=None) -> None:
+        # A refresh sets the app's snapshot and then its health reading, one message
+        # after the other: one drawing for both, once those messages are handled.
+        if not self._due:
+            self._due = True
+            self.call_later(self._draw)
+
+    def _draw(self) -> None:
+        self._due = False
         # Every screen has its own bar: only the one on screen does the work, the
         # others catch up when their screen is shown again.
         self._stale = not in_sight(self.screen)
