@@ -6,6 +6,7 @@ import asyncio
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from stepflow_top.live.hints import Hints
 
@@ -107,26 +108,49 @@ async def test_the_watch_steps_short_while_changes_come_and_reports_across_switc
         hints.stop()
 
 
-async def test_a_stream_the_consumer_reports_is_watched_at_the_long_step(tmp_path):
-    """While the consumer says changes come faster than it draws them, the watch steps
-    STREAM_STEP_MS (a short step would only cost CPU), and changes are still reported
-    across the switches."""
-    import stepflow_top.live.hints as hints_module
-
+async def test_nothing_is_watched_while_the_consumer_streams(tmp_path):
+    """While the consumer reads again by itself at its frame rate (a stream), the watch
+    stops: no thread of its own, no reports. When the stream ends, a hint comes at once
+    (for what happened meanwhile) and changes are reported again."""
     hints = Hints([tmp_path], fallback=60)
     hints.start()
     try:
-        await asyncio.sleep(0.3)  # the watcher thread starts
+        await until_true(lambda: watch_threads() == 1)
         touch_from_another_process(tmp_path / "s.db-wal")
         assert await next_event(hints)
-        assert hints._step() == hints_module.ACTIVE_STEP_MS
         hints.streaming = True
-        assert hints._step() == hints_module.STREAM_STEP_MS
         touch_from_another_process(tmp_path / "s.db-wal")
-        assert await next_event(hints)
+        assert await next_event(hints)  # the report the watch stops at
+        await until_true(lambda: watch_threads() == 0)
+        touch_from_another_process(tmp_path / "s.db-wal")
+        try:
+            reason = await asyncio.wait_for(hints.wait(), timeout=1.0)
+        except asyncio.TimeoutError:
+            reason = None
+        assert reason is None
         hints.streaming = False
+        assert await asyncio.wait_for(hints.wait(), timeout=5) == "event"  # meanwhile
+        await until_true(lambda: watch_threads() == 1)
         touch_from_another_process(tmp_path / "s.db-wal")
         assert await next_event(hints)
-        assert hints._step() == hints_module.ACTIVE_STEP_MS
     finally:
         hints.stop()
+
+
+def watch_threads() -> int:
+    """Threads of this process that watchfiles' Rust side (notify) runs."""
+    count = 0
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            count += (task / "comm").read_text().startswith("notify-rs")
+        except OSError:
+            pass
+    return count
+
+
+async def until_true(predicate, timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        assert loop.time() < deadline, f"not reached within {timeout}s"
+        await asyncio.sleep(0.02)

@@ -14,18 +14,23 @@ tests/benchmarks/bench_live.py, commit to event p50 and idle CPU of the TUI: ste
 10 ms: 17 ms, 0.95 % of a core; 15 ms: 25 ms, 0.75 %; 20 ms: 33 ms, 0.60 % (the
 watching thread alone, from /proc/PID/task: 0.55 % at 15 ms, 0.30 % at 25 ms).
 
-So the step follows the store: ``ACTIVE_STEP_MS`` while it changes, ``IDLE_STEP_MS``
-once ``HEARTBEAT_MS`` passed without a change, and ``STREAM_STEP_MS`` while the
-consumer says the changes come faster than it draws them (``streaming``; the TUI:
-refreshes that each found a change, each started within ``live.schedule.STREAM_GAP``
-of the one before). Reports alone cannot tell a stream: the close of a read-only
-session is reported as ``-wal`` and ``-shm`` modified (seen with watchfiles 1.3 on
-Linux), so each commit is reported once more for every monitor that reads it. A
-stream is drawn every 100-200 ms anyway, and each report costs the event loop a thread
-hop and a wake-up (tests/benchmarks/bench_stream.py, 200 saves/s: about one point of a
-core more at a 10 ms step than at 15 ms). A change seen at the idle step is reported as
-usual and switches to the active step; the watcher is started anew for each switch,
-and a hint is given with every switch, so a commit made while it starts is read too.
+So the step follows the store: ``ACTIVE_STEP_MS`` while it changes, and
+``IDLE_STEP_MS`` once ``HEARTBEAT_MS`` passed without a change. A change seen at the
+idle step is reported as usual and switches to the active step; the watcher is started
+anew for each switch, and a hint is given with every switch, so a commit made while it
+starts is read too.
+
+Under a stream nothing is watched. While the consumer says the changes come faster than
+it draws them (``streaming``; the TUI: refreshes that each found a change, each started
+within ``live.schedule.STREAM_GAP`` of the one before), it reads again by itself at its
+frame rate, and the watch would only cost: at 200 saves a second, inotify woke the
+watching thread about 580 times a second (voluntary context switches, /proc/PID/task),
+and each report cost the event loop a thread hop (tests/benchmarks/bench_stream.py:
+about two points of a core). Reports alone cannot tell a stream: the close of a
+read-only session is reported as ``-wal`` and ``-shm`` modified (seen with watchfiles
+1.3 on Linux), so each commit is reported once more for every monitor that reads it.
+When the consumer's stream ends, the watch starts again with a hint, for whatever
+happened while nothing was watched.
 """
 
 from __future__ import annotations
@@ -38,7 +43,6 @@ import watchfiles
 WATCH_DEBOUNCE_MS = 200
 ACTIVE_STEP_MS = 10  # while the store changes: see the module docstring for the trade-off
 IDLE_STEP_MS = 25  # after HEARTBEAT_MS without a change
-STREAM_STEP_MS = 25  # under a stream of changes
 HEARTBEAT_MS = 5000  # watchfiles' own default; how often folders are checked for a new
 #   identity, and how long without a change makes the store idle
 MISSING_DIR_RETRY_S = 1.0
@@ -72,9 +76,9 @@ class Hints:
         self.step_ms = step_ms  # watchfiles' step while the store changes
         self.idle_step_ms = idle_step_ms  # and once it has been quiet for HEARTBEAT_MS
         self.active = False  # a change was seen within HEARTBEAT_MS
-        # Set by the consumer while the changes it reads come faster than it draws
-        # them (a stream): the watch steps STREAM_STEP_MS, from the next report on.
-        self.streaming = False
+        self._streaming = False
+        self._watching = asyncio.Event()  # set unless the consumer is in a stream
+        self._watching.set()
         self._changed = asyncio.Event()
         self._stop = asyncio.Event()
         self._watcher_stop = asyncio.Event()  # the running watcher's own (see _watch)
@@ -86,12 +90,28 @@ class Hints:
         """Seconds between timer hints."""
         return self.poll if self.poll is not None else self.fallback
 
+    @property
+    def streaming(self) -> bool:
+        """Set by the consumer while the changes it reads come faster than it draws
+        them and it reads again by itself: nothing is watched (from the next report
+        on) until it is cleared, which gives a hint."""
+        return self._streaming
+
+    @streaming.setter
+    def streaming(self, value: bool) -> None:
+        self._streaming = value
+        if value:
+            self._watching.clear()
+        else:
+            self._watching.set()
+
     def start(self) -> None:
         if self.poll is None and self._task is None:
             self._task = asyncio.create_task(self._watch())
 
     def stop(self) -> None:
         self._stop.set()
+        self._watching.set()
         self._watcher_stop.set()
         self._changed.set()
 
@@ -132,8 +152,6 @@ class Hints:
 
     def _step(self) -> int:
         """watchfiles' step for what was seen last (see the module docstring)."""
-        if self.streaming:
-            return STREAM_STEP_MS
         return self.step_ms if self.active else self.idle_step_ms
 
     async def _watch(self) -> None:
@@ -142,6 +160,10 @@ class Hints:
         # set_folders would stop the next watcher before it began.
         self._watcher_stop = stop = asyncio.Event()
         while not self._stop.is_set() and not stop.is_set():
+            if self._streaming:
+                await self._watching.wait()
+                self._changed.set()  # for what happened while nothing was watched
+                continue
             identities = {f: _identity(f) for f in self.folders}
             existing = [str(f) for f, identity in identities.items() if identity]
             if not existing:
@@ -161,10 +183,12 @@ class Hints:
                     if changes:
                         self._changed.set()
                     self.active = bool(changes)  # else a heartbeat: quiet since
+                    if self._streaming:
+                        break
                     if self._step() != step:
-                        # Changes after a quiet spell, a stream starting or ending, or
-                        # a quiet spell after changes: watch again at the step that
-                        # fits, with a hint for whatever happened meanwhile.
+                        # Changes after a quiet spell, or a quiet spell after changes:
+                        # watch again at the step that fits, with a hint for whatever
+                        # happened meanwhile.
                         self._changed.set()
                         break
                     # A watched folder deleted (and perhaps made again: the watcher

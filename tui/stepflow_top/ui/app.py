@@ -197,25 +197,29 @@ class StepflowTop(App):
         self.post_message(health)
 
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
-        # Refreshes that each find a change, each soon after the last: a stream, which
-        # the file watch follows at its longer step (live.hints).
-        changed = message.snapshot is not None and self.scheduler.in_stream
+        # Refreshes that each find a change, each soon after the last: a stream, read
+        # again at the frame rate with the file watch stopped (live.hints), until a
+        # refresh finds nothing new.
+        snapshot = message.snapshot
+        changed = snapshot is not None and not snapshot.error and self.scheduler.in_stream
         self._streak = self._streak + 1 if changed else 0
         self.hints.streaming = self._streak >= STREAM_FRAMES
         self._arm(self.scheduler.finish())
+        if self.hints.streaming:
+            self._hinted()
         if self._tick_held and not self.paused:
             self._tick_held = False
             self.now = self.clock()
-        if message.snapshot is not None:
+        if snapshot is not None:
             self.scheduler.min_interval = (
-                FRAME_INTERVAL if message.snapshot.error or message.snapshot.journal_mode == "wal"
+                FRAME_INTERVAL if snapshot.error or snapshot.journal_mode == "wal"
                 else ROLLBACK_INTERVAL)
-            self._notify_failures(message.snapshot)
+            self._notify_failures(snapshot)
             shown = self.snapshot.request if self.snapshot else None
-            if self.paused and message.snapshot.request == shown:
-                self.held = message.snapshot
+            if self.paused and snapshot.request == shown:
+                self.held = snapshot
             else:
-                self.snapshot = message.snapshot
+                self.snapshot = snapshot
 
     # -- health --------------------------------------------------------------
     @work(thread=True, group="health", exit_on_error=False, description="first health")
@@ -325,13 +329,16 @@ class StepflowTop(App):
             reason = await self.hints.wait()
             if reason == "stopped":
                 return
-            # A hint is confirmed by the change token; a run turning stalled needs no
-            # query (effective status is a function of the clock, which ticks).
-            self.request_refresh()
-            try:
-                self.screen.post_message(FilesChanged())
-            except ScreenStackError:  # between modes: no screen to tell
-                pass
+            self._hinted()
+
+    def _hinted(self) -> None:
+        # A hint is confirmed by the change token; a run turning stalled needs no
+        # query (effective status is a function of the clock, which ticks).
+        self.request_refresh()
+        try:
+            self.screen.post_message(FilesChanged())
+        except ScreenStackError:  # between modes: no screen to tell
+            pass
 
     def on_watch_folder(self, message: WatchFolder) -> None:
         """A screen asks for its folder to be watched too (the log screen: its step's
