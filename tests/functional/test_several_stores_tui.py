@@ -104,7 +104,7 @@ async def test_a_store_missing_at_start_is_shown_so_and_joins_when_it_appears(se
         try:
             in_later = service.start("first-run")
             await until(pilot, lambda: row_key("later", in_later) in keys(app))
-            assert "NO DATA" not in bar(app)
+            await until(pilot, lambda: "NO DATA" not in bar(app))
         finally:
             service.close()
 

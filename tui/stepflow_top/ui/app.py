@@ -193,8 +193,7 @@ class StepflowTop(App):
         # both land in one frame, and a refresh costs no second worker.
         snapshot = self.refresher.refresh(request, self.clock(), force=force)
         health = self._read_health(snapshot, shown)
-        self.post_message(SnapshotReady(snapshot))
-        self.post_message(health)
+        self.post_message(SnapshotReady(snapshot, health))
 
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
         # Refreshes that each find a change, each soon after the last: a stream, read
@@ -220,6 +219,8 @@ class StepflowTop(App):
                 self.held = snapshot
             else:
                 self.snapshot = snapshot
+        if message.health is not None:
+            self.post_message(message.health)
 
     # -- health --------------------------------------------------------------
     @work(thread=True, group="health", exit_on_error=False, description="first health")

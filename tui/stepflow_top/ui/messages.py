@@ -48,11 +48,14 @@ class WatchFolder(Message):
 
 
 class SnapshotReady(Message):
-    """A refresh finished; ``snapshot`` is None when nothing changed."""
+    """A refresh finished; ``snapshot`` is None when nothing changed. ``health``, the
+    health reading taken with it, is posted on once the snapshot is handled: one hop
+    from the worker thread for both."""
 
-    def __init__(self, snapshot: StoreSnapshot | None) -> None:
+    def __init__(self, snapshot: StoreSnapshot | None, health: Message | None = None) -> None:
         super().__init__()
         self.snapshot = snapshot
+        self.health = health
 
 
 class HealthReady(Message):
