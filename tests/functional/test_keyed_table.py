@@ -168,6 +168,33 @@ async def test_alike_cells_of_a_row_are_sent_as_one_segment_and_header_cells_apa
         assert {s.style.meta["row"] for s in row} == {0}  # a click still finds the row
 
 
+async def test_every_cell_names_its_own_place_though_its_look_was_drawn_elsewhere():
+    """Cells are kept by look and drawn once: the mouse meta of each line's cells (which
+    DataTable reads on clicks and hovers) still names that line's row and the column
+    the cell is in, for the header too (a click there sorts by its column)."""
+    app = TableApp()
+    async with app.run_test(size=(40, 12)) as pilot:
+        table = app.query_one(Recording)
+        table.columns["elapsed"].label = Text("Name")  # a header cell alike the first
+        table.show_rows(rows(["a", "b", "c"]))
+        await pilot.pause()
+        table.show_rows([("x", [cell("c"), cell("1s")]), *rows(["a", "b", "c"], "2s")])
+        await pilot.pause()
+        widths = [c.get_render_width(table) for c in table.ordered_columns]
+        for y in range(5):  # the header, then "x", "a", "b", "c"
+            x = 0
+            for segment in table.render_line(y):
+                meta = segment.style.meta if segment.style else {}
+                if "row" in meta:
+                    assert meta["row"] == y - 1
+                if "row" in meta and not meta.get("out_of_bounds"):  # the filler past them
+                    assert meta["column"] == (0 if x < widths[0] else 1), (y, segment)
+                x += segment.cell_length
+        await pilot.click(Recording, offset=(widths[0] + 2, 1))  # "x"'s second cell
+        await pilot.pause()
+        assert table.cursor_key == "x"
+
+
 async def test_a_row_line_that_only_moved_is_not_drawn_again(monkeypatch):
     from textual.widgets import DataTable
 

@@ -4,8 +4,10 @@ repaints one row after a cell change, and moves with j/k/g/G/Home/End itself."""
 from __future__ import annotations
 
 import itertools
+from bisect import bisect_right
 from typing import Iterable, Sequence
 
+from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -65,7 +67,7 @@ class KeyedTable(StatusColours, DataTable):
     # asks for the layout.
     _removing = False
     # While render_lines runs: what every line shares (see _frame_look).
-    _frame: tuple[list, tuple, object] | None = None
+    _frame: tuple[list, tuple, object, list[int]] | None = None
 
     def __init__(self, columns: Sequence[tuple[str, str]], **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
@@ -250,9 +252,10 @@ class KeyedTable(StatusColours, DataTable):
         CPU under a busy writer). Here a cell is drawn again only when no cell with
         the same text, spans, style, width and highlight was drawn before: a new row
         mostly repeats cells already drawn ("● running", a user, a step name), a
-        row that moved repeats its own, and the header repeats itself. A cell drawn at another place gets that place
-        put into its segments' mouse meta (``{"row", "column"}``, which DataTable reads
-        on clicks). This overrides DataTable's one private rendering method with its
+        row that moved repeats its own, and the header repeats itself. A kept cell
+        carries the mouse meta (``{"row", "column"}``, which DataTable reads on
+        clicks) of the place it was drawn at: ``render_line`` puts its line's place
+        into it (``_placed``). This overrides DataTable's one private rendering method with its
         signature of Textual 8.2 (tests/functional/test_keyed_table.py fails when it changes).
         """
         header = row_index == -1
@@ -274,18 +277,12 @@ class KeyedTable(StatusColours, DataTable):
         key = (look, base_style, width, cursor, self.show_cursor, frame[2])
         drawn = self._drawn.get(key)
         if drawn is None:
-            lines = super()._render_cell(row_index, column_index, base_style, width,
+            drawn = super()._render_cell(row_index, column_index, base_style, width,
                                          cursor, hover)
-        elif drawn[0] == (row_index, column_index):
-            return drawn[1]
-        else:
-            meta = Style.from_meta({"row": row_index, "column": column_index})
-            lines = [[Segment(text, style + meta if style else meta, control)
-                      for text, style, control in line] for line in drawn[1]]
-        if len(self._drawn) > MAX_DRAWN_CELLS:
-            self._drawn.clear()
-        self._drawn[key] = ((row_index, column_index), lines)
-        return lines
+            if len(self._drawn) > MAX_DRAWN_CELLS:
+                self._drawn.clear()
+            self._drawn[key] = drawn
+        return drawn
 
     def render_line(self, y: int) -> Strip:
         """DataTable's line, kept for a row that only moved, and with the cells of a body
@@ -303,13 +300,15 @@ class KeyedTable(StatusColours, DataTable):
         """
         header = self.header_height if self.show_header else 0
         index = y - header + self.scroll_offset.y
-        if y < header or not 0 <= index < self.row_count:
-            return self._joined(super().render_line(y))
         frame = self._frame if self._frame is not None else self._frame_look()
+        if y < header:
+            return self._placed(super().render_line(y), -1, frame)
+        if not 0 <= index < self.row_count:
+            return super().render_line(y)
         row_key = frame[0][index]
         version = self._version.get(row_key.value)
         if version is None:  # a row added other than by show_rows
-            return self._joined(super().render_line(y))
+            return self._placed(super().render_line(y), index, frame)
         key = (version, frame[1], self.cursor_row == index, self.hover_coordinate.row == index)
         drawn = self._lines.get(row_key)
         if drawn is not None and drawn[0] == key:
@@ -319,7 +318,7 @@ class KeyedTable(StatusColours, DataTable):
             strip = Strip([Segment(text, style + meta if style else style, control)
                            for text, style, control in drawn[2]], drawn[2].cell_length)
         else:
-            strip = self._joined(super().render_line(y))
+            strip = self._placed(super().render_line(y), index, frame)
         self._lines[row_key] = (key, index, strip)
         if len(self._lines) > MAX_DRAWN_CELLS:
             self._lines.clear()
@@ -334,27 +333,44 @@ class KeyedTable(StatusColours, DataTable):
         finally:
             self._frame = None
 
-    def _frame_look(self) -> tuple[list, tuple, object]:
+    def _frame_look(self) -> tuple[list, tuple, object, list[int]]:
         """(row keys in order, what a line's look depends on, the pseudo-classes a
-        cell's look depends on)."""
+        cell's look depends on, the cell where each column starts)."""
+        widths = tuple(c.get_render_width(self) for c in self.ordered_columns)
         return ([row.key for row in self.ordered_rows],
                 (self.size.width, self.scroll_offset.x, self.rich_style, self.has_focus,
-                 self.show_cursor, tuple(c.get_render_width(self) for c in self.ordered_columns)),
-                self.get_pseudo_class_state())
+                 self.show_cursor, widths),
+                self.get_pseudo_class_state(),
+                list(itertools.accumulate(widths, initial=0)))
 
     @staticmethod
-    def _joined(strip: Strip) -> Strip:
+    def _placed(strip: Strip, row: int, frame: tuple) -> Strip:
+        """DataTable's line for ``row`` (-1: the header) with this place in its cells'
+        mouse meta (a kept cell names the place it was drawn at), and a body row's
+        alike neighbouring cells joined into one segment (see ``render_line``). A
+        cell's column is the one its first cell of the line starts in: KeyedTable has
+        no fixed columns or row labels, so a line is its columns side by side from
+        the horizontal scroll offset on."""
+        starts = frame[3]
         segments: list[Segment] = []
-        joinable: tuple[Style, int] | None = None
-        for segment in strip:
-            look = _look(segment.style) if segment.style is not None else None
-            if look is not None and look == joinable and not segment.control:
-                text, style, _ = segments[-1]
-                segments[-1] = Segment(text + segment.text, style)
+        joinable: Style | None = None
+        x = frame[1][1]  # the horizontal scroll offset: where the line starts
+        for text, style, control in strip:
+            look = _look(style) if style is not None and not control else None
+            if look is not None and row >= 0 and look[0] == joinable:
+                last = segments[-1]
+                segments[-1] = Segment(last.text + text, last.style)
+            elif look is None or x >= starts[-1]:
+                # Padding, a segment of no cell, or DataTable's filler past the last
+                # column (its meta says "out_of_bounds"): as DataTable drew it.
+                segments.append(Segment(text, style, control))
+                joinable = None
             else:
-                segments.append(segment)
-                joinable = look if look is not None and look[1] >= 0 else None
-        return Strip(segments, strip.cell_length) if len(segments) < len(strip) else strip
+                column = bisect_right(starts, x) - 1
+                segments.append(Segment(text, look[0] + _meta(row, column)))
+                joinable = look[0]
+            x += cell_len(text)
+        return Strip(segments, strip.cell_length)
 
     def notify_style_update(self) -> None:
         """Styles changed (a theme, a pseudo-class): every cell is drawn again."""
@@ -428,3 +444,19 @@ def _look(style: Style) -> tuple[Style, int] | None:
         _LOOKS.clear()
     _LOOKS[style] = look
     return look
+
+
+_METAS: dict[tuple[int, int], Style] = {}
+
+
+def _meta(row: int, column: int) -> Style:
+    """The mouse meta DataTable gives a cell at ``row``, ``column``; remembered, so that
+    Rich's cache of added styles finds a cell's look with its place again."""
+    try:
+        return _METAS[row, column]
+    except KeyError:
+        pass
+    if len(_METAS) > MAX_DRAWN_CELLS:
+        _METAS.clear()
+    meta = _METAS[row, column] = Style.from_meta({"row": row, "column": column})
+    return meta
