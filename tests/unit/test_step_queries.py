@@ -67,3 +67,27 @@ def test_the_window_and_the_feed_share_what_they_read(fixture_store: Path):
         window = reader.executions(Judgement(FROZEN_NOW), limit=50).executions
     assert [e for e in window if e.id == NIGHTLY] == [execution]
     assert next(e for e in window if e.id == NIGHTLY) is execution
+
+
+def test_step_prints_are_taken_once_per_session(fixture_store: Path):
+    """The change feed and the window read mostly the same runs within one session:
+    their step rows' prints are asked of SQLite once; the next session asks again."""
+    reader = StoreReader(locate_store(fixture_store))
+    read(reader, NIGHTLY)  # the first read also takes the full print
+    asked: list[str] = []
+    rows = reader.rows
+
+    def counting(sql, params=()):
+        if "GROUP BY execution_id" in sql:
+            asked.append(sql)
+        return rows(sql, params)
+
+    reader.rows = counting
+    with reader.session():
+        ids = [e.id for e, _ in reader.executions_with_steps([NIGHTLY])]
+        reader.executions(Judgement(FROZEN_NOW), limit=50)
+        assert reader.executions_with_steps([NIGHTLY])[0][0].id == ids[0]
+    assert len(asked) == 2  # NIGHTLY's, then the window's other runs'
+    with reader.session():
+        reader.executions_with_steps([NIGHTLY])
+    assert len(asked) == 3

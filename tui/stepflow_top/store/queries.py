@@ -147,6 +147,7 @@ class StoreReader(StepQueries):
         return self._schema[2]
 
     def close(self) -> None:
+        self.session_prints = (set(), {})
         if self.conn is not None:
             self.conn.close()
             self.conn = None

@@ -65,6 +65,8 @@ class StepQueries:
     in_place_saves = False
     _full_due = 0.0
     _last_full: dict[str, tuple[str, str]]  # id -> (rowid print, full print) when last taken
+    #: Execution ids whose prints this session took, and the prints (see _step_prints).
+    session_prints: tuple[set[str], dict[str, str]] = (set(), {})
 
     # -- steps and aggregates ----------------------------------------------
     def steps_of(self, execution_ids: Iterable[str]) -> dict[str, list[Step]]:
@@ -125,9 +127,24 @@ class StepQueries:
     def _step_prints(self, execution_ids: list[str]) -> dict[str, str]:
         """A print of each execution's step rows, made by SQLite: equal prints, equal
         rows (see the module docstring for the two kinds). Executions without steps
-        are absent."""
+        are absent. Taken once per session: the change feed and the window read
+        mostly the same runs within a few milliseconds, and a print a statement older
+        than the rows beside it can only make a remembered aggregate miss, or be
+        one refresh late, as any print is."""
         if "steps" not in self._has:
             return {}
+        asked, known = self.session_prints
+        missing = [i for i in execution_ids if i not in asked]
+        if missing:
+            full = self.in_place_saves
+            known.update(self._fresh_prints(missing))
+            if full != self.in_place_saves:  # the kind changed: forget the other kind
+                self.session_prints = asked, known = set(), self._fresh_prints(execution_ids)
+                missing = execution_ids
+            asked.update(missing)
+        return {i: known[i] for i in execution_ids if i in known}
+
+    def _fresh_prints(self, execution_ids: list[str]) -> dict[str, str]:
         if self.in_place_saves:
             return self._prints(execution_ids, full=True)
         prints = self._prints(execution_ids, full=False)
