@@ -166,3 +166,15 @@ async def until_true(predicate, timeout: float = 10.0) -> None:
     while not predicate():
         assert loop.time() < deadline, f"not reached within {timeout}s"
         await asyncio.sleep(0.02)
+
+
+def test_the_timer_interval_steps_through_its_choices():
+    """``+``/``-`` in the monitor: the next longer or shorter interval, none past the ends."""
+    hints = Hints([], fallback=5.0)
+    assert hints.step_interval(+1) == 10.0 and hints.interval == 10.0
+    assert hints.step_interval(-1) == 5.0
+    hints.set_interval(60.0)
+    assert hints.step_interval(+1) is None and hints.interval == 60.0
+    polling = Hints([], poll=0.7)
+    assert polling.step_interval(-1) == 0.5 and polling.poll == 0.5
+    assert polling.step_interval(-1) is None

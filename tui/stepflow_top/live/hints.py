@@ -46,6 +46,7 @@ IDLE_STEP_MS = 25  # after HEARTBEAT_MS without a change
 HEARTBEAT_MS = 5000  # watchfiles' own default; how often folders are checked for a new
 #   identity, and how long without a change makes the store idle
 MISSING_DIR_RETRY_S = 1.0
+INTERVAL_STEPS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # seconds: the timer's choices
 
 
 def _identity(folder: Path) -> tuple[int, int] | None:
@@ -122,6 +123,16 @@ class Hints:
         else:
             self.fallback = seconds
         self._rearm.set()
+
+    def step_interval(self, direction: int) -> float | None:
+        """The timer's interval one of ``INTERVAL_STEPS`` longer (``direction`` > 0) or
+        shorter, set; None when there is none further that way."""
+        current = self.interval
+        steps = [s for s in INTERVAL_STEPS if (s > current if direction > 0 else s < current)]
+        if not steps:
+            return None
+        self.set_interval(steps[0] if direction > 0 else steps[-1])
+        return self.interval
 
     def set_folders(self, folders: list[Path]) -> None:
         """Watch these folders from now on (restarts the watcher when they differ)."""

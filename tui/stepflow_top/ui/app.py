@@ -55,7 +55,6 @@ from .messages import (
 if TYPE_CHECKING:  # the check runners load when a check runs, not at start-up
     from ..live.checks import CheckReport
 
-REFRESH_STEPS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # seconds, chosen with +/-
 STREAM_FRAMES = 3  # refreshes in a row, each finding a change soon after the last: a stream
 
 
@@ -298,10 +297,8 @@ class StepflowTop(App):
         from ..live.checks import summary
         from ..wal.results import State
 
-        self._checking = False
-        report = message.report
-        self.integrity = report
-        self.integrity_progress = None
+        self._checking, self.integrity_progress = False, None
+        self.integrity = report = message.report
         state = report.state
         if state is State.CANCELLED:
             self.notify("check cancelled", title="Database health", timeout=3)
@@ -446,14 +443,9 @@ class StepflowTop(App):
         self._step_interval(-1)
 
     def _step_interval(self, direction: int) -> None:
-        hints = self.hints
-        current = hints.interval
-        steps = [s for s in REFRESH_STEPS if (s > current if direction > 0 else s < current)]
-        if not steps:
-            return
-        new = steps[0] if direction > 0 else steps[-1]
-        hints.set_interval(new)
-        kind = "poll" if hints.poll is not None else "fallback refresh"
-        self.notify(f"{kind} every {new:g}s", timeout=2)
-        self.settings.interval = new
-        self.settings.save()
+        new = self.hints.step_interval(direction)
+        if new is not None:
+            kind = "poll" if self.hints.poll is not None else "fallback refresh"
+            self.notify(f"{kind} every {new:g}s", timeout=2)
+            self.settings.interval = new
+            self.settings.save()

@@ -4,10 +4,8 @@ repaints one row after a cell change, and moves with j/k/g/G/Home/End itself."""
 from __future__ import annotations
 
 import itertools
-from bisect import bisect_right
 from typing import Iterable, Sequence
 
-from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -19,10 +17,10 @@ from textual.strip import Strip
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist
 
+from .cell_looks import MAX_DRAWN_CELLS, cell_look, placed
 from .status_colours import STATUS_CLASSES, StatusColours
 
 
-MAX_DRAWN_CELLS = 20_000  # drawn cells kept (rows × columns × highlight states)
 REPAINTED_ONE_BY_ONE = 4  # changed rows update_rows repaints one by one, at most
 
 
@@ -255,7 +253,7 @@ class KeyedTable(StatusColours, DataTable):
         row that moved repeats its own, and the header repeats itself. A kept cell
         carries the mouse meta (``{"row", "column"}``, which DataTable reads on
         clicks) of the place it was drawn at: ``render_line`` puts its line's place
-        into it (``_placed``). This overrides DataTable's one private rendering method with its
+        into it (``cell_looks.placed``). This overrides DataTable's one private rendering method with its
         signature of Textual 8.2 (tests/functional/test_keyed_table.py fails when it changes).
         """
         header = row_index == -1
@@ -266,7 +264,7 @@ class KeyedTable(StatusColours, DataTable):
             # DataTable's own drawing and caches.
             return super()._render_cell(row_index, column_index, base_style, width,
                                         cursor, hover)
-        look = _cell_look(self.ordered_columns[column_index].label if header
+        look = cell_look(self.ordered_columns[column_index].label if header
                           else self.get_cell_at(Coordinate(row_index, column_index)))
         if look is None:
             return super()._render_cell(row_index, column_index, base_style, width,
@@ -302,13 +300,13 @@ class KeyedTable(StatusColours, DataTable):
         index = y - header + self.scroll_offset.y
         frame = self._frame if self._frame is not None else self._frame_look()
         if y < header:
-            return self._placed(super().render_line(y), -1, frame)
+            return placed(super().render_line(y), -1, frame[3], frame[1][1])
         if not 0 <= index < self.row_count:
             return super().render_line(y)
         row_key = frame[0][index]
         version = self._version.get(row_key.value)
         if version is None:  # a row added other than by show_rows
-            return self._placed(super().render_line(y), index, frame)
+            return placed(super().render_line(y), index, frame[3], frame[1][1])
         key = (version, frame[1], self.cursor_row == index, self.hover_coordinate.row == index)
         drawn = self._lines.get(row_key)
         if drawn is not None and drawn[0] == key:
@@ -318,7 +316,7 @@ class KeyedTable(StatusColours, DataTable):
             strip = Strip([Segment(text, style + meta if style else style, control)
                            for text, style, control in drawn[2]], drawn[2].cell_length)
         else:
-            strip = self._placed(super().render_line(y), index, frame)
+            strip = placed(super().render_line(y), index, frame[3], frame[1][1])
         self._lines[row_key] = (key, index, strip)
         if len(self._lines) > MAX_DRAWN_CELLS:
             self._lines.clear()
@@ -342,35 +340,6 @@ class KeyedTable(StatusColours, DataTable):
                  self.show_cursor, widths),
                 self.get_pseudo_class_state(),
                 list(itertools.accumulate(widths, initial=0)))
-
-    @staticmethod
-    def _placed(strip: Strip, row: int, frame: tuple) -> Strip:
-        """DataTable's line for ``row`` (-1: the header) with this place in its cells'
-        mouse meta (a kept cell names the place it was drawn at), and a body row's
-        alike neighbouring cells joined into one segment (see ``render_line``). A
-        cell's column is the one its first cell of the line starts in: KeyedTable has
-        no fixed columns or row labels, so a line is its columns side by side from
-        the horizontal scroll offset on."""
-        starts = frame[3]
-        segments: list[Segment] = []
-        joinable: Style | None = None
-        x = frame[1][1]  # the horizontal scroll offset: where the line starts
-        for text, style, control in strip:
-            look = _look(style) if style is not None and not control else None
-            if look is not None and row >= 0 and look[0] == joinable:
-                last = segments[-1]
-                segments[-1] = Segment(last.text + text, last.style)
-            elif look is None or x >= starts[-1]:
-                # Padding, a segment of no cell, or DataTable's filler past the last
-                # column (its meta says "out_of_bounds"): as DataTable drew it.
-                segments.append(Segment(text, style, control))
-                joinable = None
-            else:
-                column = bisect_right(starts, x) - 1
-                segments.append(Segment(text, look[0] + _meta(row, column)))
-                joinable = look[0]
-            x += cell_len(text)
-        return Strip(segments, strip.cell_length)
 
     def notify_style_update(self) -> None:
         """Styles changed (a theme, a pseudo-class): every cell is drawn again."""
@@ -406,17 +375,6 @@ class KeyedTable(StatusColours, DataTable):
         self.sort(first, key=lambda value: rank[id(value)])
 
 
-def _cell_look(value: object) -> tuple | None:
-    """What a cell shows, as a key (None for a value that cannot be one): its text,
-    spans and the settings Rich renders it with."""
-    if isinstance(value, Text):
-        return (value.plain, value.style, tuple(value.spans), value.justify,
-                value.overflow, value.no_wrap)
-    if isinstance(value, str):
-        return (value,)
-    return None
-
-
 def _unique_keys(rows: Iterable[tuple[str, Sequence[Text]]]) -> list[tuple[str, Sequence[Text]]]:
     seen: dict[str, int] = {}
     unique = []
@@ -425,38 +383,3 @@ def _unique_keys(rows: Iterable[tuple[str, Sequence[Text]]]) -> list[tuple[str, 
         seen[key] = n + 1
         unique.append((key if n == 0 else f"{key}\x00{n}", cells))
     return unique
-
-
-_LOOKS: dict[Style, tuple[Style, int] | None] = {}
-
-
-def _look(style: Style) -> tuple[Style, int] | None:
-    """What a table segment's ``style`` shows (meta removed) and the row its meta
-    names; None when it names no row. Remembered per style: a screen's cells use a
-    few hundred."""
-    try:
-        return _LOOKS[style]
-    except KeyError:
-        pass
-    row = style.meta.get("row") if style.meta else None
-    look = (style.clear_meta_and_links(), row) if isinstance(row, int) else None
-    if len(_LOOKS) > MAX_DRAWN_CELLS:
-        _LOOKS.clear()
-    _LOOKS[style] = look
-    return look
-
-
-_METAS: dict[tuple[int, int], Style] = {}
-
-
-def _meta(row: int, column: int) -> Style:
-    """The mouse meta DataTable gives a cell at ``row``, ``column``; remembered, so that
-    Rich's cache of added styles finds a cell's look with its place again."""
-    try:
-        return _METAS[row, column]
-    except KeyError:
-        pass
-    if len(_METAS) > MAX_DRAWN_CELLS:
-        _METAS.clear()
-    meta = _METAS[row, column] = Style.from_meta({"row": row, "column": column})
-    return meta
