@@ -95,6 +95,7 @@ class StoreReader(StepQueries):
         self._schema: tuple[int, dict[str, str], set[str]] | None = None
         self._remembered = {}
         self._last_full = {}
+        self.session_prints = (set(), {})
 
     # -- connection ------------------------------------------------------
     def open(self, *, immutable: bool = False) -> None:

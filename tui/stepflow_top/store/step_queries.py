@@ -65,8 +65,9 @@ class StepQueries:
     in_place_saves = False
     _full_due = 0.0
     _last_full: dict[str, tuple[str, str]]  # id -> (rowid print, full print) when last taken
-    #: Execution ids whose prints this session took, and the prints (see _step_prints).
-    session_prints: tuple[set[str], dict[str, str]] = (set(), {})
+    #: Execution ids whose prints this session took, and the prints (see _step_prints);
+    #: emptied by StoreReader at each session's start and end.
+    session_prints: tuple[set[str], dict[str, str]]
 
     # -- steps and aggregates ----------------------------------------------
     def steps_of(self, execution_ids: Iterable[str]) -> dict[str, list[Step]]:
@@ -136,11 +137,7 @@ class StepQueries:
         asked, known = self.session_prints
         missing = [i for i in execution_ids if i not in asked]
         if missing:
-            full = self.in_place_saves
             known.update(self._fresh_prints(missing))
-            if full != self.in_place_saves:  # the kind changed: forget the other kind
-                self.session_prints = asked, known = set(), self._fresh_prints(execution_ids)
-                missing = execution_ids
             asked.update(missing)
         return {i: known[i] for i in execution_ids if i in known}
 

@@ -72,7 +72,7 @@ class KeyedTable(StatusColours, DataTable):
         self._columns = columns
         # (what a cell shows, style, width, cursor, hover, ...) -> ((row, column)
         # drawn at, lines): see _render_cell.
-        self._drawn: dict[tuple, tuple[tuple[int, int], list[list[Segment]]]] = {}
+        self._drawn: dict[tuple, list[list[Segment]]] = {}
         # row key -> (what its line was drawn from, row index, strip)
         self._lines: dict[object, tuple[tuple, int, Strip]] = {}
         # row key -> a number that changes whenever a cell of the row does (never reused)
@@ -253,8 +253,9 @@ class KeyedTable(StatusColours, DataTable):
         row that moved repeats its own, and the header repeats itself. A kept cell
         carries the mouse meta (``{"row", "column"}``, which DataTable reads on
         clicks) of the place it was drawn at: ``render_line`` puts its line's place
-        into it (``cell_looks.placed``). This overrides DataTable's one private rendering method with its
-        signature of Textual 8.2 (tests/functional/test_keyed_table.py fails when it changes).
+        into it (``cell_looks.placed``). This overrides DataTable's one private
+        rendering method with its signature of Textual 8.2
+        (tests/functional/test_keyed_table.py fails when it changes).
         """
         header = row_index == -1
         if (hover or row_index < -1 or column_index < max(0, self.fixed_columns)
