@@ -49,3 +49,38 @@ async def test_a_commit_now_and_then_is_watched_at_the_short_step(service, tmp_p
             assert not app.hints.streaming
             await asyncio.sleep(0.3)
             assert not app.hints.streaming
+
+
+async def test_a_refresh_that_fails_under_a_stream_is_told_and_the_watch_takes_over(
+        service, tmp_path):
+    """A bug in a refresh is a notice, not a frozen screen: the stream is no longer read
+    at the frame rate, and the file watch sees the next commit."""
+    from stepflow_top.live.refresher import Refresher
+
+    class FailingOnce(Refresher):
+        fail = False
+
+        def refresh(self, *args, **kwargs):
+            if self.fail:
+                self.fail = False
+                raise RuntimeError("a bug in the refresh")
+            return super().refresh(*args, **kwargs)
+
+    service.start("first")
+    paths = locate_store(tmp_path / "storage")
+    refresher = FailingOnce(paths)
+    app = StepflowTop(paths, refresher=refresher, fallback=30)
+    async with app.run_test(size=(120, 30), notifications=True) as pilot:
+        await until(pilot, lambda: table(app).row_count == 1)
+        for n in range(300):  # until the app reads the commits as a stream
+            service.start(f"busy-{n}")
+            await asyncio.sleep(0.01)
+            if app.hints.streaming:
+                break
+        assert app.hints.streaming
+        refresher.fail = True
+        toast = await until(pilot, lambda: app.screen.query("Toast").first())
+        assert "a bug in the refresh" in str(toast.render())
+        assert not app.hints.streaming
+        run = service.start("after the failure")
+        await until(pilot, lambda: run in table(app).rows, timeout=10)

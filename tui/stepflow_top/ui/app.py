@@ -283,7 +283,8 @@ class StepflowTop(App):
         self.notify(f"{worker.group} failed: {type(error).__name__}: {literal(error)}",
                     title="Internal error (please report it)", severity="error",
                     markup=False, timeout=15)
-        if worker.group == "refresh":
+        if worker.group == "refresh":  # and no stream is read on: the watch takes over
+            self._streak, self.hints.streaming = 0, False
             self._arm(self.scheduler.finish())
         elif worker.group == "checks":
             self._checking = False
@@ -299,8 +300,7 @@ class StepflowTop(App):
 
         self._checking, self.integrity_progress = False, None
         self.integrity = report = message.report
-        state = report.state
-        if state is State.CANCELLED:
+        if (state := report.state) is State.CANCELLED:
             self.notify("check cancelled", title="Database health", timeout=3)
         elif state is not State.OK:
             self.notify(f"{state.value}: {literal(summary(report))} (press 2 for details)",
