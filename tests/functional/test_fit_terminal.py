@@ -59,9 +59,9 @@ async def test_store_bar_cuts_the_path_in_the_middle(fixture_store):
     app = StepflowTop(locate_store(fixture_store), watch=False)
     async with app.run_test(size=(60, 20)) as pilot:
         bar = await until(pilot, lambda: app.snapshot and app.screen.query_one(StoreBar))
-        await pilot.pause()
-        first = str(bar.render()).splitlines()[0]
-        assert "…" in first and first.rstrip().endswith("stepflow.db")
+        first = await until(pilot, lambda: "…" in str(bar.render())
+                            and str(bar.render()).splitlines()[0])
+        assert first.rstrip().endswith("stepflow.db")
         await pilot.resize_terminal(200, 20)
         await until(pilot, lambda: str(app.paths.database) in str(bar.render()))
 

@@ -37,6 +37,13 @@ def bar(app) -> str:
     return str(app.screen.query_one(StoreBar).render())
 
 
+def bar_line(app, index: int) -> str:
+    """Line ``index`` of the store bar ("" while the bar has fewer: it draws once the
+    messages of a refresh are handled)."""
+    lines = bar(app).splitlines()
+    return lines[index] if index < len(lines) else ""
+
+
 @pytest.fixture
 def services(tmp_path):
     """Two live stores, ``prod`` and ``staging``, each with its own service process."""
@@ -84,8 +91,8 @@ async def test_two_live_stores_merge_and_a_dead_service_loses_only_its_runs(serv
         prod.kill()  # SIGKILL: prod's rows stay "running" with no service behind them
         await until(pilot, lambda: "lost" in status(app, row_key("prod", in_prod)))
         assert status(app, row_key("staging", in_staging)).startswith("● running")
-        await until(pilot, lambda: "no service" in bar(app).splitlines()[1])
-        assert "no service" not in bar(app).splitlines()[2]
+        await until(pilot, lambda: "no service" in bar_line(app, 1))
+        assert "no service" not in bar_line(app, 2)
 
 
 async def test_a_store_missing_at_start_is_shown_so_and_joins_when_it_appears(services,
@@ -97,7 +104,7 @@ async def test_a_store_missing_at_start_is_shown_so_and_joins_when_it_appears(se
                            fallback=1.0, persist_history=False)
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: row_key("prod", in_prod) in keys(app))
-        await until(pilot, lambda: "NO DATA" in bar(app).splitlines()[2])
+        await until(pilot, lambda: "NO DATA" in bar_line(app, 2))
         assert "● LIVE" in bar(app).splitlines()[0]
 
         service = ServiceWriter(later)
@@ -131,6 +138,7 @@ async def test_a_run_of_the_second_store_opens_its_detail_and_its_own_log(copies
         await until(pilot, lambda: isinstance(app.screen, DetailScreen)
                     and table(app, "#steps-table").row_count == 5)
         assert app.paths.label == "night"
+        await until(pilot, lambda: bar_line(app, 2).startswith("night"))
         night_line = app.screen.query_one(StoreBar).render().split("\n")[2]
         assert night_line.plain.startswith("night") and night_line.spans[0].style.reverse
         table(app, "#steps-table").move_cursor(row=0)
@@ -146,8 +154,9 @@ async def test_the_store_bar_fits_the_terminal(copies, tmp_path, size, per_store
     app = frozen_app([*copies, f"gone={tmp_path / 'gone'}"])
     async with app.run_test(size=size) as pilot:
         await until(pilot, lambda: table(app).row_count == 6)
+        await until(pilot, lambda: ("2 of 3 stores live" if per_store_lines else "2/3 stores")
+                    in bar_line(app, 0))
         lines = bar(app).splitlines()
-        assert ("2 of 3 stores live" if per_store_lines else "2/3 stores") in lines[0]
         if per_store_lines:
             assert [line.split()[0] for line in lines[1:4]] == ["day", "night", "gone"]
             assert "NO DATA" in lines[3]
