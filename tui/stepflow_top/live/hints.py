@@ -12,7 +12,11 @@ each time, and it hands over a change only after a step that saw no newer one
 steps after it happens: the step trades latency against idle CPU. Measured with
 tests/benchmarks/bench_live.py, commit to event p50 and idle CPU of the TUI: step
 10 ms: 17 ms, 0.95 % of a core; 15 ms: 25 ms, 0.75 %; 20 ms: 33 ms, 0.60 % (the
-watching thread alone, from /proc/PID/task: 0.55 % at 15 ms, 0.30 % at 25 ms).
+watching thread alone, from /proc/PID/task: 0.55 % at 15 ms, 0.30 % at 25 ms). At
+7 ms, events come 14 ms after the commit (p50), and the TUI draws a commit made every
+0.6 s 31 ms after it against 43 ms at 10 ms, for 6.2 % of a core against 5.8 % over
+those commits (tests/benchmarks/bench_stream.py --only quiet, medians of 3 runs side
+by side).
 
 So the step follows the store: ``ACTIVE_STEP_MS`` while it changes, and
 ``IDLE_STEP_MS`` once ``HEARTBEAT_MS`` passed without a change. A change seen at the
@@ -41,7 +45,7 @@ from pathlib import Path
 import watchfiles
 
 WATCH_DEBOUNCE_MS = 200
-ACTIVE_STEP_MS = 10  # while the store changes: see the module docstring for the trade-off
+ACTIVE_STEP_MS = 7  # while the store changes: see the module docstring for the trade-off
 IDLE_STEP_MS = 25  # after HEARTBEAT_MS without a change
 HEARTBEAT_MS = 5000  # watchfiles' own default; how often folders are checked for a new
 #   identity, and how long without a change makes the store idle
