@@ -15,7 +15,8 @@ each monitor draws). Two phases, each with a writer in its own process:
 
 3. **idle**: no commits, one running step whose elapsed time ticks (1k executions):
    CPU of each TUI's process tree over 20 s and bytes to its terminal.
-4. **first rows** on 100k executions: spawn → a status word and a name drawn.
+4. **first rows** on 100k executions: spawn → a status word and a name drawn (both
+   monitors compiled to bytecode first, as ``pip install`` leaves them).
 
 With ``--peer-tree PATH`` the peer is another checkout's ``tui/`` (e.g. the previous
 release, or the tree before a change) instead of the 1 s poller, so before and after run
@@ -44,6 +45,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_live as live  # noqa: E402  (its pty, process-tree and clean-up helpers)
 import pyte  # noqa: E402  (a VT100 emulator: pip install pyte)
+import stepflow_top  # noqa: E402
 from stepflow_top.demo.bulk import populate  # noqa: E402
 
 WRITER = textwrap.dedent("""
@@ -250,6 +252,9 @@ def main() -> int:
     only = (set(sys.argv[sys.argv.index("--only") + 1].split(",")) if "--only" in sys.argv
             else {"stream", "quiet", "idle", "first"})
     tmp = Path(tempfile.mkdtemp(prefix="stepflow-stream-"))
+    live.compile_bytecode(Path(stepflow_top.__file__).parent)  # both start as installed
+    if peer_tree is not None:
+        live.compile_bytecode(peer_tree / "stepflow_top")
     try:
         runs: dict[str, list[dict]] = {"stream": [], "quiet": [], "idle": [], "first": []}
         if "idle" in only:
