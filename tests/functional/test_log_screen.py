@@ -260,6 +260,26 @@ async def test_an_implicitly_ended_step_with_an_old_file_says_its_end_is_missing
         assert screen.view.lines and f"{NEVER_WRITTEN}: its end is missing" in state(screen)
 
 
+async def test_the_header_shows_the_step_as_the_detail_screen_does(fixture_store):
+    """A step the service ended implicitly (its run failed while the step's row still
+    says running) has the detail screen's effective word and how it was inferred in
+    the log's header, not "running" with a clock that runs on."""
+    with sqlite3.connect(fixture_store / "database" / "stepflow.db") as conn:
+        conn.execute("UPDATE executions SET status='failed', exit_code=-15 WHERE id=?",
+                     [DATA_REPORT])
+        conn.execute("UPDATE steps SET status='running' WHERE execution_id=? AND step_index=0",
+                     [DATA_REPORT])
+    conn.close()
+    app = make_app(fixture_store)
+    async with app.run_test(size=(160, 30)) as pilot:
+        screen = await open_log(pilot, app, DATA_REPORT, row=0)
+        [view, *_] = app.snapshot.detail.step_views(app.judgement())
+        assert view.status != "running" and view.inferred
+        header = str(screen.query_one("#step-summary").render())
+        assert view.label in header and view.inferred in header
+        assert "running" not in header
+
+
 async def test_the_screen_asks_the_app_to_watch_its_folder_by_message(fixture_store):
     class Recording(StepflowTop):
         CSS_PATH = Path(sys.modules[StepflowTop.__module__].__file__).with_name("app.tcss")

@@ -25,7 +25,7 @@ from ...store.logs import (
     open_log,
     read_log,
 )
-from ...store.models import FINAL_EXECUTION, Execution, Step, StepView, step_label
+from ...store.models import FINAL_EXECUTION, Execution, Step, StepView
 from ...store.text import literal
 from ..messages import FilesChanged, WatchFolder
 from ..progress import progress_cell, timing
@@ -101,8 +101,9 @@ class LogScreen(Screen):
         self._check_file()
 
     def _tick(self, _now=None) -> None:
-        if self.step.status == "running":  # its elapsed time moves
-            self._show_summary()
+        view = self._view()
+        if view.status == "running":  # its elapsed time moves
+            self._show_summary(view)
         self._check_file()
 
     def _check_file(self, _value=None) -> None:
@@ -153,8 +154,10 @@ class LogScreen(Screen):
         step = next((s for s in detail.steps if s.id == self.step.id), None)
         if step is not None and step != self.step:
             self.step = step
-            self._show_summary()
             self._check_file()
+        # Its effective status may move with no change to its row (the run ended, the
+        # service died): the header is drawn again with every new detail.
+        self._show_summary()
         if self.ended != ended:  # what a missing file means has changed
             self._load()
 
@@ -169,22 +172,24 @@ class LogScreen(Screen):
             return running[-1]
         return None
 
-    def _show_summary(self) -> None:
+    def _show_summary(self, view: StepView | None = None) -> None:
         """Execution › step, status, progress, elapsed against estimated; then the
         description its ``META:`` markers give, and its error."""
-        step, now = self.step, self.app.now
+        step, now, view = self.step, self.app.now, view or self._view()
         meta = step.meta
         panel = self.query_one("#step-summary", TextPanel)
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f"{literal(self.execution.name)} › ", "dim")
         text.append(f"step {step.index}: {literal(step.name)}  ", "bold")
-        text.append(step_label(step.status), panel.status_style(step.status))
-        progress = progress_cell(meta, step.status)
+        text.append(view.label, panel.status_style(view.status))
+        if view.inferred:
+            text.append(f" ({literal(view.inferred)})", "dim")
+        progress = progress_cell(meta, view.status)
         if progress:
             text.append("  ")
             text.append_text(progress)
         text.append("  ")
-        text.append_text(timing(StepView(step, step.status), now))
+        text.append_text(timing(view, now))
         if step.exit_code is not None:
             text.append(f"  exit {step.exit_code}", "bold red" if step.exit_code else "")
         if meta.description:
@@ -192,6 +197,18 @@ class LogScreen(Screen):
         if step.error_message:
             text.append(f"\nerror: {literal(step.error_message)}", "bold red")
         panel.update(text)
+
+    def _view(self) -> StepView:
+        """The step as the detail screen shows it: its effective status (a step the
+        service ended implicitly, or whose service is gone), from the open run's
+        detail; the row's own word until that detail is read."""
+        snapshot = self.app.snapshot
+        detail = snapshot.detail if snapshot is not None else None
+        if detail is not None and detail.execution.id == self.execution.id:
+            for view in detail.step_views(self.app.judgement()):
+                if view.step.id == self.step.id:
+                    return view
+        return StepView(self.step, self.step.status)
 
     def _show_state(self, _value=None) -> None:
         """One line, most urgent first (it is cut at the screen's width): the search
