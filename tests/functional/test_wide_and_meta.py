@@ -153,9 +153,12 @@ async def test_meta_markers_in_the_steps_table_and_the_log_header(tmp_path):
 DATA_REPORT = "77c5563f-20ba-4823-9274-144ce96d2185"
 
 
-async def test_the_log_header_times_a_running_step_against_its_estimate(fixture_store):
+async def test_the_log_header_times_a_running_step_against_its_estimate(fixture_store,
+                                                                        attached_service):
     """The fixture's running step Data Collection (META:ESTIMATED_DURATION:180) started
-    at 19:56:01.4; the header's elapsed time moves with the app's clock."""
+    at 19:56:01.4, its service attached (without one it is lost, and the header says
+    so, as the detail screen does); the header's elapsed time moves with the app's
+    clock."""
     with closing(sqlite3.connect(fixture_store / "database" / "stepflow.db")) as db, db:
         db.execute("UPDATE steps SET metadata=json_set(metadata, '$.PROGRESS', '30') "
                    "WHERE name='Data Collection'")
