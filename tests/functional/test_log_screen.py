@@ -247,13 +247,19 @@ async def test_a_running_steps_missing_file_may_still_come(fixture_store):
         assert "may not be on disk yet" in screen.view.empty_text
 
 
-async def test_an_implicitly_ended_step_with_an_old_file_says_its_end_is_missing(fixture_store):
-    with sqlite3.connect(fixture_store / "database" / "stepflow.db") as conn:
+def end_leaving_a_step_running(store: Path) -> None:
+    """DATA_REPORT killed (SIGTERM) while its first step ran: the run's row is final,
+    the step's row still says running, as the service leaves them."""
+    with sqlite3.connect(store / "database" / "stepflow.db") as conn:
         conn.execute("UPDATE executions SET status='failed', exit_code=-15 WHERE id=?",
                      [DATA_REPORT])
         conn.execute("UPDATE steps SET status='running' WHERE execution_id=? AND step_index=0",
                      [DATA_REPORT])
     conn.close()
+
+
+async def test_an_implicitly_ended_step_with_an_old_file_says_its_end_is_missing(fixture_store):
+    end_leaving_a_step_running(fixture_store)
     app = make_app(fixture_store)
     async with app.run_test(size=(100, 30)) as pilot:
         screen = await open_log(pilot, app, DATA_REPORT, row=0)
@@ -264,12 +270,7 @@ async def test_the_header_shows_the_step_as_the_detail_screen_does(fixture_store
     """A step the service ended implicitly (its run failed while the step's row still
     says running) has the detail screen's effective word and how it was inferred in
     the log's header, not "running" with a clock that runs on."""
-    with sqlite3.connect(fixture_store / "database" / "stepflow.db") as conn:
-        conn.execute("UPDATE executions SET status='failed', exit_code=-15 WHERE id=?",
-                     [DATA_REPORT])
-        conn.execute("UPDATE steps SET status='running' WHERE execution_id=? AND step_index=0",
-                     [DATA_REPORT])
-    conn.close()
+    end_leaving_a_step_running(fixture_store)
     app = make_app(fixture_store)
     async with app.run_test(size=(160, 30)) as pilot:
         screen = await open_log(pilot, app, DATA_REPORT, row=0)
